@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine (see README):
+#   make demo   installs ccd into .venv and runs the main job on embedded defaults
+#   make test   installs ccd with its test tools into .venv, lints and runs the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/ccd staff --calls 100 --period 30m --aht 180s --sl 80/20
+	$(BIN)/ccd staff --calls 640 --period 1h --aht 195s --patience 60s --sl 80/10 --max-abandon 0.03
+	$(BIN)/ccd staff --forecast config/forecast-example.csv --sl 80/20 --patience 120s --max-abandon 5% --shrinkage 0.3
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/erlang.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info

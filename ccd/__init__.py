@@ -1,0 +1,1 @@
+"""Composition root: configuration, CLI, HTTP, metrics and storage around the cores."""

@@ -1,0 +1,1 @@
+"""The virtual world: discrete-event engine, workload models and a simulated PBX."""

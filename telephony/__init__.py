@@ -1,0 +1,1 @@
+"""The Asterisk adapter: AMI traffic to domain events, commands to AMI actions."""
