@@ -19,3 +19,9 @@ class InputError(ValueError):
 
 class InfeasibleTargetError(InputError):
     """Targets that no number of agents can meet (e.g. a 100 % service level)."""
+
+
+class RouterError(Exception):
+    """A driver told the ACD something impossible (an unknown call, an answer by an
+    agent nobody offered the call to). The driver is wrong, not the input data: it
+    should log it and resynchronise, not show it to a person."""

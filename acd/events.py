@@ -1,0 +1,221 @@
+"""The vocabulary between the ACD core and its drivers (the AMI service, the simulator).
+
+Events (past tense) go into :class:`acd.router.Router` stamped with the time ``at`` in
+seconds on the driver's clock; commands (imperative) come back out. The same types
+serve the live world and the virtual one, so a simulation exercises exactly what
+production runs. Every type is a frozen, slotted dataclass: cheap to build in the
+simulator's hot loop, safe to share, and checked where it is cheap to check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# --- events in ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """A caller is waiting for an agent of ``queue``; higher ``priority`` goes first."""
+
+    at: float
+    call_id: str
+    queue: str
+    caller: str = ""
+    priority: int = 0
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.at):
+            raise ValueError(f"CallArrived.at must be finite (got {self.at!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The agent the call was offered to picked it up: they are now talking."""
+
+    at: float
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over (either side hung up). Before it was answered it is an abandon."""
+
+    at: float
+    call_id: str
+    cause: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAbandoned:
+    """The caller hung up while waiting or while an agent's phone was ringing."""
+
+    at: float
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """The agent sent a call they were talking to into another queue (wrap-up follows)."""
+
+    at: float
+    call_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    """The agent starts a session; their profile must be registered with the router."""
+
+    at: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    """The agent is gone now (logged out, or their phone leg dropped).
+
+    A call that was ringing them or talking to them goes back to the head of its queue:
+    the caller is still there and must not be stranded.
+    """
+
+    at: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """The agent stops taking calls, with a reason code (lunch, training, rna, ...).
+
+    Asked while busy (ringing, talking, wrap-up), the pause waits until the call and
+    its wrap-up are done: a pause never cuts a caller off.
+    """
+
+    at: float
+    agent_id: str
+    reason: str = "break"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReady:
+    """The agent is ready for calls (ends a pause, or ends wrap-up early)."""
+
+    at: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer:
+    """The agent did not pick up the offered call: it goes back to its queue's head."""
+
+    at: float
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpDone:
+    """The agent finished after-call work."""
+
+    at: float
+    agent_id: str
+
+
+Event = (
+    CallArrived
+    | CallAnswered
+    | CallEnded
+    | CallerAbandoned
+    | CallTransferred
+    | AgentLoggedIn
+    | AgentLoggedOut
+    | AgentPaused
+    | AgentReady
+    | AgentRingNoAnswer
+    | WrapUpDone
+)
+
+# --- commands out -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectToAgent:
+    """Offer the call to the agent: ring their device or move the caller into their session."""
+
+    call_id: str
+    agent_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing the agent: the ACD gave up on them (ring timeout) and requeued the call."""
+
+    call_id: str
+    agent_id: str
+
+
+class OverflowAction(StrEnum):
+    """Where a call goes when its queue is full or it has waited too long."""
+
+    QUEUE = "queue"  # into another queue (handled inside the ACD)
+    VOICEMAIL = "voicemail"
+    CALLBACK = "callback"  # offer the caller a call back
+    BUSY = "busy"  # play busy and hang up
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """The call leaves the ACD for voicemail, a callback offer or a busy signal."""
+
+    call_id: str
+    queue: str
+    action: OverflowAction
+    reason: str  # "full" or "max_wait"
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Tell the waiting caller their position and expected wait (seconds)."""
+
+    call_id: str
+    position: int
+    expected_wait_s: float
+
+
+Command = ConnectToAgent | CancelOffer | Overflow | Announce
+
+
+# --- records for observers ------------------------------------------------------------
+
+
+class CallOutcome(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    OVERFLOWED = "overflowed"
+    TRANSFERRED = "transferred"  # answered here, then sent to another queue
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What happened to one call in one queue, emitted when it leaves that queue.
+
+    ``wait_s`` is from arrival in the queue to answer (answered) or to leaving it.
+    """
+
+    call_id: str
+    queue: str
+    arrived_at: float
+    left_at: float
+    outcome: CallOutcome
+    wait_s: float
+    agent_id: str | None = None
+    priority: int = 0
+    detail: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
