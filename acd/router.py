@@ -1,0 +1,957 @@
+"""The ACD engine: timestamped events in, commands out, no IO (DESIGN §2).
+
+Contract with drivers (the AMI service and the simulator drive this same code):
+
+* ``handle(event) -> list[Command]``. Events carry their time ``at`` (seconds, any
+  epoch, never decreasing). Timers due up to ``at`` fire first, at their own times.
+* ``next_deadline() -> float | None`` is when the engine next wants waking (relaxation
+  steps, max-wait overflow, ring time-outs, wrap-up ends, announcements), and
+  ``on_timer(now) -> list[Command]`` fires what is due.
+* Agents are registered with :meth:`Router.register_agent` (skills, group, queue
+  allow-list) before their ``AgentLoggedIn``; a profile may be replaced at any time.
+
+Data structures, chosen so that a decision never scans all agents or all calls:
+
+* per queue and relaxation level, a heap of the idle agents who qualify at that
+  level, ordered by the queue's policy key (acd.policies). Leaving "ready" bumps the
+  agent's epoch, which invalidates their entries everywhere in O(1); stale entries
+  are dropped when they reach the top, and a heap is compacted when more than half of
+  it is stale. Becoming ready pushes one entry per (queue, level) the agent fits.
+* per queue and priority, a sorted list of waiting calls by arrival order; the best
+  call for a freed agent is the head of the highest non-empty priority class that is
+  relaxed far enough for them, compared across the few queues the agent serves.
+* one timer heap with lazy cancellation (each timer carries a version).
+
+Invariants (checked by the hypothesis state machine in tests/test_router_stateful.py):
+a call is only ever offered to an agent qualified at the call's relaxation level;
+an agent holds at most one call; after every step no waiting call has a qualified
+agent idle and ready; within a queue and priority, calls are offered first come first
+served; per queue, offered = answered + abandoned + overflowed + waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+from sortedcontainers import SortedList
+
+from acd.agents import TRANSITIONS, AgentProfile, AgentState, IllegalTransitionError, Trigger
+from acd.errors import InputError, RouterError
+from acd.events import (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentReady,
+    AgentRingNoAnswer,
+    Announce,
+    CallAnswered,
+    CallArrived,
+    CallEnded,
+    CallerAbandoned,
+    CallOutcome,
+    CallRecord,
+    CallTransferred,
+    CancelOffer,
+    Command,
+    ConnectToAgent,
+    Event,
+    Overflow,
+    OverflowAction,
+    WrapUpDone,
+)
+from acd.policies import CALL_SELECTIONS, AgentPolicy, IdleAgent, get_policy
+from acd.queues import QueueConfig
+from acd.stats import GroupStats, GroupWindow, QueueStats, QueueWindow
+
+_BUSY = frozenset({AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP})
+_AVAILABLE = _BUSY | {AgentState.READY}
+
+
+class CallState(Enum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    TALKING = "talking"
+
+
+class _Timer(Enum):
+    RELAX = 0
+    MAX_WAIT = 1
+    RING = 2
+    WRAP = 3
+    ANNOUNCE = 4
+
+
+class _Call:
+    __slots__ = (
+        "agent",
+        "arrived_at",
+        "call_id",
+        "caller",
+        "data",
+        "hops",
+        "order",
+        "priority",
+        "queue",
+        "state",
+        "version",
+    )
+
+    def __init__(self, call_id: str, queue: _Queue, priority: int, at: float, order: int) -> None:
+        self.call_id = call_id
+        self.queue = queue
+        self.priority = priority
+        self.arrived_at = at
+        self.order = order
+        self.state = CallState.WAITING
+        self.agent: _Agent | None = None
+        self.version = 0
+        self.hops = 0
+        self.caller = ""
+        self.data: object = None
+
+
+class _Agent:
+    __slots__ = (
+        "call",
+        "epoch",
+        "group",
+        "idle_since",
+        "in_heaps",
+        "last_offer_seq",
+        "memberships",
+        "pending_pause",
+        "profile",
+        "reason",
+        "seq",
+        "state",
+        "state_since",
+        "talk_s_today",
+        "talking_since",
+        "wrap_version",
+    )
+
+    def __init__(self, profile: AgentProfile, seq: int, group: GroupStats) -> None:
+        self.profile = profile
+        self.seq = seq
+        self.group = group
+        self.state = AgentState.LOGGED_OUT
+        self.state_since = 0.0
+        self.idle_since = 0.0
+        self.talk_s_today = 0.0
+        self.talking_since = 0.0
+        self.last_offer_seq = 0
+        self.reason = ""
+        self.pending_pause: str | None = None
+        self.call: _Call | None = None
+        self.epoch = 0
+        self.in_heaps = False
+        self.wrap_version = 0
+        # (queue, level, match score) for every queue the agent may serve.
+        self.memberships: list[tuple[_Queue, int, float]] = []
+
+
+class _Queue:
+    __slots__ = (
+        "classes",
+        "config",
+        "idle",
+        "idle_live",
+        "members",
+        "policy",
+        "stats",
+        "thresholds",
+        "waiting",
+    )
+
+    def __init__(self, config: QueueConfig, policy: AgentPolicy, stats: QueueStats) -> None:
+        self.config = config
+        self.policy = policy
+        self.stats = stats
+        levels = config.levels()
+        self.thresholds = [after for after, _, _ in levels]
+        self.idle: list[list[tuple[tuple[float, ...], int, int, _Agent]]] = [[] for _ in levels]
+        self.idle_live = [0] * len(levels)
+        # priority -> waiting calls by arrival order; priorities kept sorted, highest first.
+        self.classes: dict[int, SortedList[int]] = {}
+        self.waiting: dict[int, _Call] = {}  # order -> call
+        self.members: set[_Agent] = set()
+
+    def level_of(self, call: _Call, now: float) -> int:
+        wait = now - call.arrived_at
+        level = 0
+        for k in range(1, len(self.thresholds)):
+            if wait >= self.thresholds[k]:
+                level = k
+        return level
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    agent_id: str
+    group: str
+    state: AgentState
+    reason: str
+    pending_pause: str | None
+    call_id: str | None
+    state_since: float
+    idle_since: float
+    talk_s_today: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    call_id: str
+    queue: str
+    state: CallState
+    priority: int
+    arrived_at: float
+    agent_id: str | None
+
+
+class Router:
+    """Inbound call distribution for a set of queues. See the module docstring."""
+
+    def __init__(
+        self,
+        queues: Iterable[QueueConfig],
+        *,
+        start: float = 0.0,
+        call_selection: str = "oldest",
+        rna_reason: str = "rna",
+        observers: Iterable[Callable[[CallRecord], None]] = (),
+    ) -> None:
+        if call_selection not in CALL_SELECTIONS:
+            raise InputError(
+                "call_selection", f"{call_selection!r} is not one of {', '.join(CALL_SELECTIONS)}"
+            )
+        self.now = start
+        self._start = start
+        self.call_selection = call_selection
+        self.rna_reason = rna_reason
+        self._observers = list(observers)
+        self._queues: dict[str, _Queue] = {}
+        for cfg in queues:
+            if cfg.name in self._queues:
+                raise InputError(f"queue {cfg.name!r}", "is defined twice")
+            policy = get_policy(cfg.policy, where=f"queue {cfg.name!r}: policy")
+            self._queues[cfg.name] = _Queue(
+                cfg, policy, QueueStats(cfg.service_target_s, cfg.short_abandon_s, start)
+            )
+        for q in self._queues.values():
+            rule = q.config.overflow
+            if rule is not None and rule.target is not None and rule.target not in self._queues:
+                raise InputError(
+                    f"queue {q.config.name!r}: overflow", f"unknown target queue {rule.target!r}"
+                )
+        self._skill_queues: dict[str, list[_Queue]] = {}
+        self._open_queues: list[_Queue] = []  # queues with no skill requirement at some level
+        for q in self._queues.values():
+            needed = set(q.config.skills)
+            if not needed or any(not skills for _, skills, _ in q.config.levels()):
+                self._open_queues.append(q)
+            for skill in needed:
+                self._skill_queues.setdefault(skill, []).append(q)
+        self._agents: dict[str, _Agent] = {}
+        self._groups: dict[str, GroupStats] = {}
+        self._calls: dict[str, _Call] = {}
+        self._timers: list[tuple[float, int, _Timer, object, int]] = []
+        self._seq = itertools.count(1)
+        self._offer_seq = itertools.count(1)
+        self._head_seq = itertools.count(1)
+
+    # --- driver interface -----------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Command]:
+        """Apply one event; return the commands it (and any timers due first) produce."""
+        at = event.at
+        if at < self.now - 1e-9:
+            raise RouterError(f"event at {at} is before the router's clock ({self.now})")
+        out: list[Command] = []
+        if self._timers and self._timers[0][0] <= at:
+            out = self.on_timer(at)
+        self.now = max(self.now, at)
+        handler = self._handlers[type(event)]
+        handler(self, event, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When the router next wants on_timer called (None: nothing scheduled)."""
+        timers = self._timers
+        while timers and not self._timer_valid(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def on_timer(self, now: float) -> list[Command]:
+        """Fire every timer due at or before ``now``, each at its own time."""
+        out: list[Command] = []
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            entry = heapq.heappop(timers)
+            if not self._timer_valid(entry):
+                continue
+            due, _, kind, obj, _ = entry
+            self.now = max(self.now, due)
+            if kind is _Timer.RELAX or kind is _Timer.MAX_WAIT or kind is _Timer.ANNOUNCE:
+                assert isinstance(obj, _Call)
+                if kind is _Timer.RELAX:
+                    self._route_call(obj, out)
+                elif kind is _Timer.MAX_WAIT:
+                    self._overflow(obj, "max_wait", out)
+                else:
+                    self._announce(obj, out)
+            elif kind is _Timer.RING:
+                assert isinstance(obj, _Call) and obj.agent is not None
+                agent = obj.agent
+                out.append(CancelOffer(obj.call_id, agent.profile.agent_id))
+                self._ring_no_answer(agent, obj, out)
+            else:  # WRAP
+                assert isinstance(obj, _Agent)
+                self._end_wrap_up(obj, out)
+        self.now = max(self.now, now)
+        return out
+
+    def register_agent(self, profile: AgentProfile) -> list[Command]:
+        """Add or replace an agent's profile; takes effect at once, even mid-shift.
+
+        A ready agent whose new skills fit a waiting call is offered it: hence the
+        commands returned (none for a new or logged-out agent).
+        """
+        out: list[Command] = []
+        agent = self._agents.get(profile.agent_id)
+        if agent is None:
+            agent = _Agent(profile, next(self._seq), self._group(profile.group))
+            self._agents[profile.agent_id] = agent
+            agent.memberships = self._memberships(profile)
+            return out
+        was_ready = agent.state is AgentState.READY
+        if was_ready:
+            self._leave_ready(agent)
+        for q, _, _ in agent.memberships:
+            q.members.discard(agent)
+        if profile.group != agent.profile.group:
+            self._flush_group(agent)
+            self._count(agent, -1)
+            agent.group = self._group(profile.group)
+            self._flush_group(agent)
+            self._count(agent, +1)
+        agent.profile = profile
+        agent.memberships = self._memberships(profile)
+        if agent.state is not AgentState.LOGGED_OUT:
+            for q, _, _ in agent.memberships:
+                q.members.add(agent)
+        if was_ready:
+            self._become_ready(agent, out)
+        return out
+
+    def start_new_day(self) -> None:
+        """Reset the "today" windows and today's talk time (the driver knows midnight)."""
+        for q in self._queues.values():
+            q.stats.start_new_day()
+        for g in self._groups.values():
+            g.flush(self.now)
+            g.start_new_day()
+        for agent in self._agents.values():
+            agent.talk_s_today = 0.0
+            if agent.state is AgentState.TALKING:
+                agent.talking_since = self.now
+
+    # --- read side (metrics, API, tests) ----------------------------------------------
+
+    @property
+    def queue_names(self) -> list[str]:
+        return list(self._queues)
+
+    @property
+    def group_names(self) -> list[str]:
+        return list(self._groups)
+
+    def queue_config(self, name: str) -> QueueConfig:
+        return self._queue(name).config
+
+    def queue_stats(self, name: str, window: str = "15m") -> QueueWindow:
+        return self._queue(name).stats.window(window, self.now)
+
+    def group_stats(self, group: str, window: str = "15m") -> GroupWindow:
+        if group not in self._groups:
+            raise KeyError(group)
+        return self._groups[group].window(window, self.now)
+
+    def waiting_calls(self, name: str) -> list[str]:
+        """Waiting calls of a queue in the order they will be offered (absent relaxation)."""
+        q = self._queue(name)
+        out: list[str] = []
+        for prio in sorted(q.classes, reverse=True):
+            out.extend(q.waiting[order].call_id for order in q.classes[prio])
+        return out
+
+    def waiting_count(self, name: str) -> int:
+        return len(self._queue(name).waiting)
+
+    def longest_waiting_s(self, name: str) -> float:
+        q = self._queue(name)
+        oldest = min((c.arrived_at for c in q.waiting.values()), default=None)
+        return 0.0 if oldest is None else self.now - oldest
+
+    def position(self, call_id: str) -> int | None:
+        """1-based place in its queue's offer order, or None if not waiting."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.WAITING:
+            return None
+        q = call.queue
+        ahead = sum(len(lst) for prio, lst in q.classes.items() if prio > call.priority)
+        return ahead + q.classes[call.priority].index(call.order) + 1
+
+    def expected_wait_s(self, call_id: str) -> float | None:
+        """Position / recent answer rate (15 min); None when nothing was answered lately."""
+        pos = self.position(call_id)
+        if pos is None:
+            return None
+        window = self._calls[call_id].queue.stats.window("15m", self.now)
+        elapsed = min(900.0, self.now - self._start)
+        if window.answered == 0 or elapsed <= 0:
+            return None
+        return pos / (window.answered / elapsed)
+
+    def agent(self, agent_id: str) -> AgentSnapshot:
+        a = self._agents[agent_id]
+        return AgentSnapshot(
+            agent_id=agent_id,
+            group=a.profile.group,
+            state=a.state,
+            reason=a.reason,
+            pending_pause=a.pending_pause,
+            call_id=None if a.call is None else a.call.call_id,
+            state_since=a.state_since,
+            idle_since=a.idle_since,
+            talk_s_today=a.talk_s_today
+            + (self.now - a.talking_since if a.state is AgentState.TALKING else 0.0),
+        )
+
+    def agents(self) -> list[AgentSnapshot]:
+        return [self.agent(agent_id) for agent_id in self._agents]
+
+    def agent_profile(self, agent_id: str) -> AgentProfile:
+        return self._agents[agent_id].profile
+
+    def call(self, call_id: str) -> CallSnapshot | None:
+        c = self._calls.get(call_id)
+        if c is None:
+            return None
+        return CallSnapshot(
+            call_id=c.call_id,
+            queue=c.queue.config.name,
+            state=c.state,
+            priority=c.priority,
+            arrived_at=c.arrived_at,
+            agent_id=None if c.agent is None else c.agent.profile.agent_id,
+        )
+
+    def calls(self) -> list[CallSnapshot]:
+        return [s for s in (self.call(cid) for cid in self._calls) if s is not None]
+
+    def agents_by_state(self, queue: str | None = None) -> dict[AgentState, int]:
+        """Agents per state, all or those able to serve ``queue`` (logged in)."""
+        counts = dict.fromkeys(AgentState, 0)
+        pool = self._agents.values() if queue is None else self._queue(queue).members
+        for a in pool:
+            counts[a.state] += 1
+        return counts
+
+    def relaxation_level(self, call_id: str) -> int | None:
+        call = self._calls.get(call_id)
+        return None if call is None else call.queue.level_of(call, self.now)
+
+    def qualifying_level(self, agent_id: str, queue: str) -> int | None:
+        for q, level, _ in self._agents[agent_id].memberships:
+            if q.config.name == queue:
+                return level
+        return None
+
+    # --- event handlers -------------------------------------------------------------
+
+    def _on_call_arrived(self, e: CallArrived, out: list[Command]) -> None:
+        if e.call_id in self._calls:
+            raise RouterError(f"call {e.call_id!r} is already in the ACD")
+        q = self._queue(e.queue)
+        call = _Call(e.call_id, q, e.priority, e.at, next(self._seq))
+        call.caller = e.caller
+        call.data = e.data
+        self._calls[e.call_id] = call
+        self._enter_queue(call, q, out)
+
+    def _on_call_answered(self, e: CallAnswered, out: list[Command]) -> None:
+        call = self._calls.get(e.call_id)
+        agent = self._agent(e.agent_id)
+        if call is None or call.state is not CallState.OFFERED or call.agent is not agent:
+            raise RouterError(f"call {e.call_id!r} was not offered to agent {e.agent_id!r}")
+        self._move(agent, Trigger.ANSWER)
+        call.state = CallState.TALKING
+        call.version += 1
+        agent.talking_since = self.now
+        wait = self.now - call.arrived_at
+        call.queue.stats.answered(self.now, wait)
+        agent.group.call_taken(self.now)
+        self._record(call, CallOutcome.ANSWERED, wait, agent)
+
+    def _on_call_ended(self, e: CallEnded | CallerAbandoned, out: list[Command]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None:
+            return  # already left the ACD (overflowed, ended): nothing to do
+        if call.state is CallState.TALKING:
+            assert call.agent is not None
+            del self._calls[call.call_id]
+            self._finish_talk(call.agent, call, out)
+            return
+        wait = self.now - call.arrived_at
+        agent = call.agent
+        self._leave(call)
+        del self._calls[call.call_id]
+        call.queue.stats.abandoned(self.now, wait)
+        self._record(call, CallOutcome.ABANDONED, wait, agent, detail=type(e).__name__)
+        if agent is not None:  # the phone was ringing
+            agent.call = None
+            self._check(agent, Trigger.CALLER_GONE)
+            self._become_ready(agent, out)
+
+    def _on_call_transferred(self, e: CallTransferred, out: list[Command]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None or call.state is not CallState.TALKING:
+            raise RouterError(f"call {e.call_id!r} is not talking to an agent, so cannot be transferred")
+        target = self._queue(e.queue)
+        agent = call.agent
+        assert agent is not None
+        self._record(call, CallOutcome.TRANSFERRED, 0.0, agent, detail=e.queue)
+        self._finish_talk(agent, call, out, keep_call=True)
+        call.agent = None
+        call.hops = 0
+        call.arrived_at = self.now
+        call.order = next(self._seq)
+        self._enter_queue(call, target, out)
+
+    def _on_logged_in(self, e: AgentLoggedIn, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.state is not AgentState.LOGGED_OUT:
+            self._move(agent, Trigger.LOG_IN)  # validates; idempotent where legal
+            return
+        self._check(agent, Trigger.LOG_IN)
+        for q, _, _ in agent.memberships:
+            q.members.add(agent)
+        agent.reason = ""
+        self._become_ready(agent, out)
+
+    def _on_logged_out(self, e: AgentLoggedOut, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.state is AgentState.LOGGED_OUT:
+            return  # idempotent
+        call = agent.call
+        if agent.state is AgentState.READY:
+            self._leave_ready(agent)
+        if agent.state is AgentState.TALKING:
+            agent.talk_s_today += self.now - agent.talking_since
+        agent.wrap_version += 1
+        agent.pending_pause = None
+        agent.reason = ""
+        agent.call = None
+        self._move(agent, Trigger.LOG_OUT)
+        for q, _, _ in agent.memberships:
+            q.members.discard(agent)
+        if call is None:
+            return
+        # Ringing or talking, the caller is still on the line: back to the queue.
+        if call.state is CallState.OFFERED:
+            out.append(CancelOffer(call.call_id, agent.profile.agent_id))
+        else:
+            # Cut off mid-conversation: a new offer, at the head of its priority class.
+            call.order = -next(self._head_seq)
+            call.arrived_at = self.now
+            call.queue.stats.offered(self.now)
+        self._requeue(call, out)
+
+    def _on_paused(self, e: AgentPaused, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.state in _BUSY:
+            self._move(agent, Trigger.PAUSE)
+            agent.pending_pause = e.reason
+            return
+        if agent.state is AgentState.READY:
+            self._leave_ready(agent)
+        self._move(agent, Trigger.PAUSE)
+        agent.reason = e.reason
+
+    def _on_ready(self, e: AgentReady, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.state in (AgentState.RESERVED, AgentState.TALKING):
+            self._check(agent, Trigger.READY)
+            agent.pending_pause = None  # "ready" while busy cancels a pending pause
+            return
+        if agent.state is AgentState.WRAP_UP:
+            agent.pending_pause = None
+            self._end_wrap_up(agent, out)
+            return
+        if agent.state is AgentState.READY:
+            return
+        self._check(agent, Trigger.READY)  # raises if logged out
+        self._become_ready(agent, out)
+
+    def _on_ring_no_answer(self, e: AgentRingNoAnswer, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        call = self._calls.get(e.call_id)
+        if call is None or call.agent is not agent or call.state is not CallState.OFFERED:
+            raise RouterError(f"call {e.call_id!r} is not ringing agent {e.agent_id!r}")
+        self._ring_no_answer(agent, call, out)
+
+    def _on_wrap_up_done(self, e: WrapUpDone, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.state is not AgentState.WRAP_UP:
+            raise IllegalTransitionError(agent.profile.agent_id, agent.state, Trigger.WRAP_UP_DONE)
+        self._end_wrap_up(agent, out)
+
+    # Filled in below the class: event type -> handler (a dict lookup, not an isinstance chain).
+    _handlers: ClassVar[dict[type, Callable[[Router, Any, list[Command]], None]]] = {}
+
+    # --- mechanics ------------------------------------------------------------------
+
+    def _enter_queue(self, call: _Call, q: _Queue, out: list[Command]) -> None:
+        cfg = q.config
+        call.queue = q
+        call.state = CallState.WAITING
+        call.version += 1
+        q.stats.offered(self.now)
+        if cfg.max_length is not None and len(q.waiting) >= cfg.max_length:
+            # Full. Only if no agent is free: a free agent takes the call at once.
+            if not self._try_offer(call, out, enqueue_first=False):
+                self._overflow(call, "full", out)
+            return
+        self._add_waiting(call)
+        v = call.version
+        for k in range(1, len(q.thresholds)):
+            self._schedule(call.arrived_at + q.thresholds[k], _Timer.RELAX, call, v)
+        if cfg.max_wait_s is not None:
+            self._schedule(call.arrived_at + cfg.max_wait_s, _Timer.MAX_WAIT, call, v)
+        if cfg.announce_every_s is not None:
+            self._schedule(self.now + cfg.announce_every_s, _Timer.ANNOUNCE, call, v)
+        self._route_call(call, out)
+
+    def _add_waiting(self, call: _Call) -> None:
+        q = call.queue
+        cls = q.classes.get(call.priority)
+        if cls is None:
+            cls = q.classes[call.priority] = SortedList()
+        cls.add(call.order)
+        q.waiting[call.order] = call
+
+    def _leave(self, call: _Call) -> None:
+        """Take a call out of its waiting list or off the agent it was ringing."""
+        call.version += 1
+        if call.state is CallState.WAITING:
+            q = call.queue
+            cls = q.classes[call.priority]
+            cls.remove(call.order)
+            if not cls:
+                del q.classes[call.priority]
+            del q.waiting[call.order]
+        elif call.state is CallState.OFFERED:
+            call.agent = None
+
+    def _requeue(self, call: _Call, out: list[Command]) -> None:
+        """Back to its queue in its original place: ahead of everyone who came later."""
+        call.agent = None
+        call.state = CallState.WAITING
+        call.version += 1
+        self._add_waiting(call)
+        q = call.queue
+        v = call.version
+        for k in range(1, len(q.thresholds)):
+            due = call.arrived_at + q.thresholds[k]
+            if due > self.now:
+                self._schedule(due, _Timer.RELAX, call, v)
+        if q.config.max_wait_s is not None:
+            self._schedule(max(self.now, call.arrived_at + q.config.max_wait_s), _Timer.MAX_WAIT, call, v)
+        if q.config.announce_every_s is not None:
+            self._schedule(self.now + q.config.announce_every_s, _Timer.ANNOUNCE, call, v)
+        self._route_call(call, out)
+
+    def _route_call(self, call: _Call, out: list[Command]) -> None:
+        if call.state is CallState.WAITING:
+            self._try_offer(call, out, enqueue_first=True)
+
+    def _try_offer(self, call: _Call, out: list[Command], *, enqueue_first: bool) -> bool:
+        """Offer the call to the best idle agent qualified at its level, if any."""
+        q = call.queue
+        top = q.level_of(call, self.now)
+        for level in range(top + 1):
+            agent = self._pop_idle(q, level)
+            if agent is not None:
+                if enqueue_first:
+                    self._leave(call)
+                self._offer(call, agent, out)
+                return True
+        return False
+
+    def _pop_idle(self, q: _Queue, level: int) -> _Agent | None:
+        heap = q.idle[level]
+        while heap:
+            _, _, epoch, agent = heap[0]
+            if agent.epoch == epoch and agent.state is AgentState.READY:
+                return agent
+            heapq.heappop(heap)
+        return None
+
+    def _offer(self, call: _Call, agent: _Agent, out: list[Command]) -> None:
+        self._leave_ready(agent)
+        self._move(agent, Trigger.OFFER)
+        agent.call = call
+        agent.last_offer_seq = next(self._offer_seq)
+        call.agent = agent
+        call.state = CallState.OFFERED
+        call.version += 1
+        out.append(ConnectToAgent(call.call_id, agent.profile.agent_id, call.queue.config.name))
+        timeout = call.queue.config.ring_timeout_s
+        if timeout is not None:
+            self._schedule(self.now + timeout, _Timer.RING, call, call.version)
+
+    def _become_ready(self, agent: _Agent, out: list[Command]) -> None:
+        """The agent is free (login, pause over, wrap-up over, offer gone): pause if a
+        pause is pending, else take the best waiting call, else join the idle heaps."""
+        if agent.pending_pause is not None:
+            reason, agent.pending_pause = agent.pending_pause, None
+            self._set_state(agent, AgentState.PAUSED)
+            agent.reason = reason
+            return
+        self._set_state(agent, AgentState.READY)
+        agent.reason = ""
+        agent.idle_since = self.now
+        call = self._best_call_for(agent)
+        if call is not None:
+            self._leave(call)
+            self._offer(call, agent, out)  # never entered the heaps: nothing to invalidate
+            return
+        agent.epoch += 1
+        for q, level, match in agent.memberships:
+            view = IdleAgent(
+                agent_id=agent.profile.agent_id,
+                idle_since=agent.idle_since,
+                talk_s_today=agent.talk_s_today,
+                last_offer_seq=agent.last_offer_seq,
+                match=match,
+            )
+            heapq.heappush(q.idle[level], (q.policy.key(view), agent.seq, agent.epoch, agent))
+            q.idle_live[level] += 1
+        agent.in_heaps = True
+
+    def _leave_ready(self, agent: _Agent) -> None:
+        """The agent stops being idle: invalidate their heap entries (O(1) each)."""
+        agent.epoch += 1
+        if not agent.in_heaps:
+            return
+        agent.in_heaps = False
+        for q, level, _ in agent.memberships:
+            q.idle_live[level] -= 1
+            heap = q.idle[level]
+            if len(heap) > 2 * q.idle_live[level] + 32:  # mostly stale: compact
+                live = [e for e in heap if e[3].epoch == e[2] and e[3].state is AgentState.READY]
+                heapq.heapify(live)
+                q.idle[level] = live
+
+    def _best_call_for(self, agent: _Agent) -> _Call | None:
+        """Highest priority first, then longest wait (or furthest past target), then FIFO."""
+        best: _Call | None = None
+        best_key: tuple[float, float, int] | None = None
+        now = self.now
+        ratio = self.call_selection == "target_ratio"
+        for q, level, _ in agent.memberships:
+            if not q.waiting:
+                continue
+            cutoff = now - q.thresholds[level]
+            for prio in sorted(q.classes, reverse=True):
+                head = q.waiting[q.classes[prio][0]]
+                if head.arrived_at <= cutoff:  # relaxed far enough for this agent
+                    wait = now - head.arrived_at
+                    score = wait / max(q.config.service_target_s, 1e-9) if ratio else wait
+                    key = (float(prio), score, -head.order)
+                    if best_key is None or key > best_key:
+                        best, best_key = head, key
+                    break
+        return best
+
+    def _ring_no_answer(self, agent: _Agent, call: _Call, out: list[Command]) -> None:
+        self._move(agent, Trigger.RING_NO_ANSWER)
+        agent.call = None
+        agent.reason = self.rna_reason
+        agent.pending_pause = None
+        self._requeue(call, out)
+
+    def _finish_talk(
+        self, agent: _Agent, call: _Call, out: list[Command], *, keep_call: bool = False
+    ) -> None:
+        agent.talk_s_today += self.now - agent.talking_since
+        agent.call = None
+        self._move(agent, Trigger.CALL_ENDED)
+        wrap = call.queue.config.wrap_up_s
+        if not keep_call:
+            call.version += 1
+        if wrap == 0.0:
+            self._end_wrap_up(agent, out)
+        elif wrap is not None:
+            agent.wrap_version += 1
+            self._schedule(self.now + wrap, _Timer.WRAP, agent, agent.wrap_version)
+
+    def _end_wrap_up(self, agent: _Agent, out: list[Command]) -> None:
+        agent.wrap_version += 1
+        self._check(agent, Trigger.WRAP_UP_DONE)
+        self._become_ready(agent, out)
+
+    def _overflow(self, call: _Call, reason: str, out: list[Command]) -> None:
+        q = call.queue
+        rule = q.config.overflow
+        assert rule is not None
+        wait = self.now - call.arrived_at
+        if call.state is CallState.WAITING and q.waiting.get(call.order) is call:
+            self._leave(call)
+        else:  # "full": it never joined the waiting list
+            call.version += 1
+        q.stats.overflowed(self.now, wait)
+        self._record(call, CallOutcome.OVERFLOWED, wait, None, detail=reason)
+        call.hops += 1
+        if rule.action is OverflowAction.QUEUE and call.hops <= len(self._queues):
+            assert rule.target is not None
+            call.arrived_at = self.now
+            call.order = next(self._seq)
+            self._enter_queue(call, self._queues[rule.target], out)
+            return
+        action = rule.action if rule.action is not OverflowAction.QUEUE else OverflowAction.BUSY
+        del self._calls[call.call_id]
+        out.append(Overflow(call.call_id, q.config.name, action, reason))
+
+    def _announce(self, call: _Call, out: list[Command]) -> None:
+        pos = self.position(call.call_id)
+        if pos is None:
+            return
+        ewt = self.expected_wait_s(call.call_id)
+        out.append(Announce(call.call_id, pos, -1.0 if ewt is None else ewt))
+        every = call.queue.config.announce_every_s
+        assert every is not None
+        self._schedule(self.now + every, _Timer.ANNOUNCE, call, call.version)
+
+    def _record(
+        self, call: _Call, outcome: CallOutcome, wait: float, agent: _Agent | None, detail: str = ""
+    ) -> None:
+        if not self._observers:
+            return
+        rec = CallRecord(
+            call_id=call.call_id,
+            queue=call.queue.config.name,
+            arrived_at=call.arrived_at,
+            left_at=self.now,
+            outcome=outcome,
+            wait_s=wait,
+            agent_id=None if agent is None else agent.profile.agent_id,
+            priority=call.priority,
+            detail=detail,
+        )
+        for observer in self._observers:
+            observer(rec)
+
+    # --- agent state bookkeeping ------------------------------------------------------
+
+    def _check(self, agent: _Agent, trigger: Trigger) -> AgentState:
+        nxt = TRANSITIONS.get((agent.state, trigger))
+        if nxt is None:
+            raise IllegalTransitionError(agent.profile.agent_id, agent.state, trigger)
+        return nxt
+
+    def _move(self, agent: _Agent, trigger: Trigger) -> None:
+        nxt = self._check(agent, trigger)
+        if nxt is not agent.state:
+            self._set_state(agent, nxt)
+
+    def _set_state(self, agent: _Agent, state: AgentState) -> None:
+        old = agent.state
+        if old is state:
+            return
+        self._flush_group(agent)
+        self._count_state(agent, old, state)
+        agent.state = state
+        agent.state_since = self.now
+
+    def _count_state(self, agent: _Agent, old: AgentState, new: AgentState) -> None:
+        g = agent.group
+        g.available += (new in _AVAILABLE) - (old in _AVAILABLE)
+        g.busy += (new in _BUSY) - (old in _BUSY)
+        g.talking += (new is AgentState.TALKING) - (old is AgentState.TALKING)
+
+    def _count(self, agent: _Agent, sign: int) -> None:
+        g = agent.group
+        g.available += sign * (agent.state in _AVAILABLE)
+        g.busy += sign * (agent.state in _BUSY)
+        g.talking += sign * (agent.state is AgentState.TALKING)
+
+    def _flush_group(self, agent: _Agent) -> None:
+        agent.group.flush(self.now)
+
+    def _group(self, name: str) -> GroupStats:
+        g = self._groups.get(name)
+        if g is None:
+            g = self._groups[name] = GroupStats(self.now)
+        return g
+
+    def _memberships(self, profile: AgentProfile) -> list[tuple[_Queue, int, float]]:
+        candidates: dict[str, _Queue] = {q.config.name: q for q in self._open_queues}
+        for skill in profile.skills:
+            for q in self._skill_queues.get(skill, ()):
+                candidates[q.config.name] = q
+        out = []
+        for q in candidates.values():
+            level = q.config.qualifying_level(profile)
+            if level is not None:
+                out.append((q, level, q.config.match_score(profile)))
+        return out
+
+    # --- timers -------------------------------------------------------------------------
+
+    def _schedule(self, due: float, kind: _Timer, obj: object, version: int) -> None:
+        heapq.heappush(self._timers, (due, next(self._seq), kind, obj, version))
+
+    def _timer_valid(self, entry: tuple[float, int, _Timer, object, int]) -> bool:
+        _, _, kind, obj, version = entry
+        if kind is _Timer.WRAP:
+            assert isinstance(obj, _Agent)
+            return obj.wrap_version == version and obj.state is AgentState.WRAP_UP
+        assert isinstance(obj, _Call)
+        if obj.version != version or self._calls.get(obj.call_id) is not obj:
+            return False
+        if kind is _Timer.RING:
+            return obj.state is CallState.OFFERED
+        return obj.state is CallState.WAITING
+
+    def _queue(self, name: str) -> _Queue:
+        try:
+            return self._queues[name]
+        except KeyError:
+            raise RouterError(f"unknown queue {name!r}") from None
+
+    def _agent(self, agent_id: str) -> _Agent:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise RouterError(f"unknown agent {agent_id!r} (register its profile first)") from None
+
+
+Router._handlers = {
+    CallArrived: Router._on_call_arrived,
+    CallAnswered: Router._on_call_answered,
+    CallEnded: Router._on_call_ended,
+    CallerAbandoned: Router._on_call_ended,
+    CallTransferred: Router._on_call_transferred,
+    AgentLoggedIn: Router._on_logged_in,
+    AgentLoggedOut: Router._on_logged_out,
+    AgentPaused: Router._on_paused,
+    AgentReady: Router._on_ready,
+    AgentRingNoAnswer: Router._on_ring_no_answer,
+    WrapUpDone: Router._on_wrap_up_done,
+}
