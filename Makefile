@@ -38,6 +38,7 @@ test: lint
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/erlang.py
+	$(BIN)/python bench/routing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
