@@ -31,13 +31,19 @@ class IdleAgent:
 
 
 class AgentPolicy(Protocol):
-    """Smaller key = chosen first. The key must not change while the agent is idle."""
+    """Smaller key = chosen first. The key must not change while the agent is idle.
+
+    A policy may set ``uses_match = False`` when its key ignores ``IdleAgent.match``:
+    the router then builds one view per idle agent instead of one per queue.
+    """
 
     def key(self, agent: IdleAgent) -> tuple[float, ...]: ...
 
 
 class LongestIdle:
     """The agent idle the longest: fair, and the industry default."""
+
+    uses_match = False
 
     def key(self, agent: IdleAgent) -> tuple[float, ...]:
         return (agent.idle_since,)
@@ -53,12 +59,16 @@ class MostSkilled:
 class LeastTalkTime:
     """The agent with the least talk time today: evens out the work over a shift."""
 
+    uses_match = False
+
     def key(self, agent: IdleAgent) -> tuple[float, ...]:
         return (agent.talk_s_today, agent.idle_since)
 
 
 class RoundRobin:
     """The agent offered a call least recently, whatever they did since."""
+
+    uses_match = False
 
     def key(self, agent: IdleAgent) -> tuple[float, ...]:
         return (float(agent.last_offer_seq),)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -70,6 +70,8 @@ from acd.stats import GroupStats, GroupWindow, QueueStats, QueueWindow
 
 _BUSY = frozenset({AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP})
 _AVAILABLE = _BUSY | {AgentState.READY}
+# Per state: counts towards (available, busy, talking) agent-time of its group.
+_WEIGHTS = {s: (int(s in _AVAILABLE), int(s in _BUSY), int(s is AgentState.TALKING)) for s in AgentState}
 
 
 class CallState(Enum):
@@ -165,12 +167,14 @@ class _Queue:
         "policy",
         "stats",
         "thresholds",
+        "uses_match",
         "waiting",
     )
 
     def __init__(self, config: QueueConfig, policy: AgentPolicy, stats: QueueStats) -> None:
         self.config = config
         self.policy = policy
+        self.uses_match = bool(getattr(policy, "uses_match", True))
         self.stats = stats
         levels = config.levels()
         self.thresholds = [after for after, _, _ in levels]
@@ -351,10 +355,9 @@ class Router:
     def start_new_day(self) -> None:
         """Reset the "today" windows and today's talk time (the driver knows midnight)."""
         for q in self._queues.values():
-            q.stats.start_new_day()
+            q.stats.start_new_day(self.now)
         for g in self._groups.values():
-            g.flush(self.now)
-            g.start_new_day()
+            g.start_new_day(self.now)
         for agent in self._agents.values():
             agent.talk_s_today = 0.0
             if agent.state is AgentState.TALKING:
@@ -622,10 +625,12 @@ class Router:
         call.state = CallState.WAITING
         call.version += 1
         q.stats.offered(self.now)
+        # A free agent takes the call at once: it never joins the waiting list, and the
+        # queue being full does not matter.
+        if self._try_offer(call, out, enqueue_first=False):
+            return
         if cfg.max_length is not None and len(q.waiting) >= cfg.max_length:
-            # Full. Only if no agent is free: a free agent takes the call at once.
-            if not self._try_offer(call, out, enqueue_first=False):
-                self._overflow(call, "full", out)
+            self._overflow(call, "full", out)
             return
         self._add_waiting(call)
         v = call.version
@@ -635,7 +640,6 @@ class Router:
             self._schedule(call.arrived_at + cfg.max_wait_s, _Timer.MAX_WAIT, call, v)
         if cfg.announce_every_s is not None:
             self._schedule(self.now + cfg.announce_every_s, _Timer.ANNOUNCE, call, v)
-        self._route_call(call, out)
 
     def _add_waiting(self, call: _Call) -> None:
         q = call.queue
@@ -732,14 +736,16 @@ class Router:
             self._offer(call, agent, out)  # never entered the heaps: nothing to invalidate
             return
         agent.epoch += 1
+        view = IdleAgent(
+            agent_id=agent.profile.agent_id,
+            idle_since=agent.idle_since,
+            talk_s_today=agent.talk_s_today,
+            last_offer_seq=agent.last_offer_seq,
+            match=0.0,
+        )
         for q, level, match in agent.memberships:
-            view = IdleAgent(
-                agent_id=agent.profile.agent_id,
-                idle_since=agent.idle_since,
-                talk_s_today=agent.talk_s_today,
-                last_offer_seq=agent.last_offer_seq,
-                match=match,
-            )
+            if q.uses_match:  # the fit differs per queue; other policies share one view
+                view = replace(view, match=match)
             heapq.heappush(q.idle[level], (q.policy.key(view), agent.seq, agent.epoch, agent))
             q.idle_live[level] += 1
         agent.in_heaps = True
@@ -791,13 +797,18 @@ class Router:
     ) -> None:
         agent.talk_s_today += self.now - agent.talking_since
         agent.call = None
-        self._move(agent, Trigger.CALL_ENDED)
+        self._check(agent, Trigger.CALL_ENDED)
         wrap = call.queue.config.wrap_up_s
         if not keep_call:
             call.version += 1
         if wrap == 0.0:
-            self._end_wrap_up(agent, out)
-        elif wrap is not None:
+            # No after-call work: straight on (wrap_up -> ready is always legal, so the
+            # zero-length wrap-up state is skipped rather than entered and left).
+            agent.wrap_version += 1
+            self._become_ready(agent, out)
+            return
+        self._set_state(agent, AgentState.WRAP_UP)
+        if wrap is not None:
             agent.wrap_version += 1
             self._schedule(self.now + wrap, _Timer.WRAP, agent, agent.wrap_version)
 
@@ -816,9 +827,13 @@ class Router:
         else:  # "full": it never joined the waiting list
             call.version += 1
         q.stats.overflowed(self.now, wait)
-        self._record(call, CallOutcome.OVERFLOWED, wait, None, detail=reason)
         call.hops += 1
-        if rule.action is OverflowAction.QUEUE and call.hops <= len(self._queues):
+        moves = rule.action is OverflowAction.QUEUE and call.hops <= len(self._queues)
+        # detail "full->billing" when the call moves into another queue, else the reason.
+        self._record(
+            call, CallOutcome.OVERFLOWED, wait, None, detail=f"{reason}->{rule.target}" if moves else reason
+        )
+        if moves:
             assert rule.target is not None
             call.arrived_at = self.now
             call.order = next(self._seq)
@@ -874,22 +889,22 @@ class Router:
         old = agent.state
         if old is state:
             return
-        self._flush_group(agent)
-        self._count_state(agent, old, state)
+        g = agent.group
+        g.flush(self.now)
+        o_avail, o_busy, o_talk = _WEIGHTS[old]
+        n_avail, n_busy, n_talk = _WEIGHTS[state]
+        g.available += n_avail - o_avail
+        g.busy += n_busy - o_busy
+        g.talking += n_talk - o_talk
         agent.state = state
         agent.state_since = self.now
 
-    def _count_state(self, agent: _Agent, old: AgentState, new: AgentState) -> None:
-        g = agent.group
-        g.available += (new in _AVAILABLE) - (old in _AVAILABLE)
-        g.busy += (new in _BUSY) - (old in _BUSY)
-        g.talking += (new is AgentState.TALKING) - (old is AgentState.TALKING)
-
     def _count(self, agent: _Agent, sign: int) -> None:
         g = agent.group
-        g.available += sign * (agent.state in _AVAILABLE)
-        g.busy += sign * (agent.state in _BUSY)
-        g.talking += sign * (agent.state is AgentState.TALKING)
+        avail, busy, talk = _WEIGHTS[agent.state]
+        g.available += sign * avail
+        g.busy += sign * busy
+        g.talking += sign * talk
 
     def _flush_group(self, agent: _Agent) -> None:
         agent.group.flush(self.now)

@@ -30,61 +30,77 @@ _RING = int(WINDOWS_S["1h"] / BUCKET_S)
 
 
 class RollingSums:
-    """n additive metrics summed over rolling windows, today and in total."""
+    """n additive metrics in 15-second buckets; windows, today and total read on demand.
 
-    __slots__ = ("_buckets", "_current", "_n", "day", "spans", "total", "window")
+    ``add`` is one list increment (plus a bucket roll every 15 s of event time): the
+    simulator calls it millions of times. Reads sum the ring (at most 240 buckets),
+    which a metrics scrape every few seconds can afford. A bucket leaving the ring is
+    folded into the "total" and "today" accumulators first.
+    """
+
+    __slots__ = ("_buckets", "_day_evicted", "_day_start", "_evicted", "_n", "cur", "end", "index")
 
     def __init__(self, n: int, start: float = 0.0) -> None:
         self._n = n
         self._buckets = [[0.0] * n for _ in range(_RING)]
-        self._current = math.floor(start / BUCKET_S)
-        self.spans = {name: int(span / BUCKET_S) for name, span in WINDOWS_S.items()}
-        self.window = {name: [0.0] * n for name in WINDOWS_S}
-        self.day = [0.0] * n
-        self.total = [0.0] * n
+        self.index = math.floor(start / BUCKET_S)
+        self.end = (self.index + 1) * BUCKET_S
+        self.cur = self._buckets[self.index % _RING]
+        self._evicted = [0.0] * n
+        self._day_evicted = [0.0] * n
+        self._day_start = self.index
 
-    def advance(self, at: float) -> None:
+    def roll(self, at: float) -> None:
+        """Move the current bucket forward to the one holding ``at``."""
         index = math.floor(at / BUCKET_S)
-        if index <= self._current:
+        if index <= self.index:
             return
-        steps = index - self._current
-        if steps >= _RING:
+        for i in range(self.index + 1, min(index, self.index + _RING) + 1):
+            old = self._buckets[i % _RING]
+            old_index = i - _RING
+            if any(old):
+                for m, v in enumerate(old):
+                    self._evicted[m] += v
+                    if old_index >= self._day_start:
+                        self._day_evicted[m] += v
+                old[:] = [0.0] * self._n
+        if index - self.index > _RING:  # a long gap: every bucket was folded above
             for b in self._buckets:
                 b[:] = [0.0] * self._n
-            for sums in self.window.values():
-                sums[:] = [0.0] * self._n
-            self._current = index
-            return
-        for _ in range(steps):
-            self._current += 1
-            for name, span in self.spans.items():
-                leaving = self._buckets[(self._current - span) % _RING]
-                sums = self.window[name]
-                for i, v in enumerate(leaving):
-                    if v:
-                        sums[i] -= v
-            self._buckets[self._current % _RING][:] = [0.0] * self._n
+        self.index = index
+        self.end = (index + 1) * BUCKET_S
+        self.cur = self._buckets[index % _RING]
 
     def add(self, at: float, metric: int, value: float) -> None:
-        self.advance(at)
-        self._buckets[self._current % _RING][metric] += value
-        for sums in self.window.values():
-            sums[metric] += value
-        self.day[metric] += value
-        self.total[metric] += value
+        if at >= self.end:
+            self.roll(at)
+        self.cur[metric] += value
 
-    def get(self, window: str) -> list[float]:
-        if window == "today":
-            return self.day
+    def get(self, window: str, now: float) -> list[float]:
+        self.roll(now)
         if window == "total":
-            return self.total
-        try:
-            return self.window[window]
-        except KeyError:
-            raise ValueError(f"unknown window {window!r} (15m, 1h, today, total)") from None
+            first, base = self.index - _RING + 1, self._evicted
+        elif window == "today":
+            first, base = max(self._day_start, self.index - _RING + 1), self._day_evicted
+        elif window in WINDOWS_S:
+            first, base = self.index - int(WINDOWS_S[window] / BUCKET_S) + 1, [0.0] * self._n
+        else:
+            raise ValueError(f"unknown window {window!r} (15m, 1h, today, total)")
+        out = list(base)
+        for i in range(first, self.index + 1):
+            for m, v in enumerate(self._buckets[i % _RING]):
+                out[m] += v
+        return out
 
-    def start_new_day(self) -> None:
-        self.day = [0.0] * self._n
+    def fold(self, metric: int, value: float) -> None:
+        """Count ``value`` today and in total only (time older than every window)."""
+        self._evicted[metric] += value
+        self._day_evicted[metric] += value
+
+    def start_new_day(self, at: float) -> None:
+        self.roll(at)
+        self._day_start = self.index
+        self._day_evicted = [0.0] * self._n
 
 
 # Queue metrics (indexes into RollingSums).
@@ -110,56 +126,67 @@ class QueueWindow:
 
 
 class QueueStats:
-    __slots__ = ("_max_buckets", "_sums", "day_max", "service_target_s", "short_abandon_s", "total_max")
+    __slots__ = ("_sums", "day_max", "service_target_s", "short_abandon_s", "total_max")
 
     def __init__(self, service_target_s: float, short_abandon_s: float, start: float) -> None:
         self.service_target_s = service_target_s
         self.short_abandon_s = short_abandon_s
-        self._sums = RollingSums(7, start)
-        # Longest wait is a max, not a sum: kept per bucket, scanned on read.
-        self._max_buckets: dict[int, float] = {}
+        self._sums = RollingSums(8, start)
         self.day_max = 0.0
         self.total_max = 0.0
 
     def offered(self, at: float) -> None:
-        self._sums.add(at, OFFERED, 1.0)
+        s = self._sums
+        if at >= s.end:
+            s.roll(at)
+        s.cur[OFFERED] += 1.0
 
     def answered(self, at: float, wait_s: float) -> None:
         s = self._sums
-        s.add(at, ANSWERED, 1.0)
-        s.add(at, WAIT_SUM, wait_s)
+        if at >= s.end:
+            s.roll(at)
+        cur = s.cur
+        cur[ANSWERED] += 1.0
+        cur[WAIT_SUM] += wait_s
         if wait_s <= self.service_target_s:
-            s.add(at, WITHIN, 1.0)
-        self._note_wait(at, wait_s)
+            cur[WITHIN] += 1.0
+        self._note_wait(cur, wait_s)
 
     def abandoned(self, at: float, wait_s: float) -> None:
-        self._sums.add(at, ABANDONED, 1.0)
+        s = self._sums
+        if at >= s.end:
+            s.roll(at)
+        cur = s.cur
+        cur[ABANDONED] += 1.0
         if wait_s < self.short_abandon_s:
-            self._sums.add(at, SHORT, 1.0)
-        self._note_wait(at, wait_s)
+            cur[SHORT] += 1.0
+        self._note_wait(cur, wait_s)
 
     def overflowed(self, at: float, wait_s: float) -> None:
-        self._sums.add(at, OVERFLOWED, 1.0)
-        self._note_wait(at, wait_s)
+        s = self._sums
+        if at >= s.end:
+            s.roll(at)
+        s.cur[OVERFLOWED] += 1.0
+        self._note_wait(s.cur, wait_s)
 
-    def _note_wait(self, at: float, wait_s: float) -> None:
-        index = math.floor(at / BUCKET_S)
-        if wait_s > self._max_buckets.get(index, -1.0):
-            self._max_buckets[index] = wait_s
-        if len(self._max_buckets) > 2 * _RING:
-            cutoff = index - _RING
-            self._max_buckets = {k: v for k, v in self._max_buckets.items() if k > cutoff}
-        self.day_max = max(self.day_max, wait_s)
-        self.total_max = max(self.total_max, wait_s)
+    def _note_wait(self, cur: list[float], wait_s: float) -> None:
+        # Longest wait is a max, not a sum: kept per bucket (a slot of the bucket that
+        # window reads skip) and as running maxima for today and the total.
+        if wait_s > cur[WAIT_MAX]:
+            cur[WAIT_MAX] = wait_s
+        if wait_s > self.day_max:
+            self.day_max = wait_s
+        if wait_s > self.total_max:
+            self.total_max = wait_s
 
     def window(self, name: str, now: float) -> QueueWindow:
-        self._sums.advance(now)
-        v = self._sums.get(name)
+        s = self._sums
+        v = s.get(name, now)
         offered, answered, within, abandoned, short, overflowed, wait_sum = (v[i] for i in range(7))
         left = answered + abandoned + overflowed
         if name in WINDOWS_S:
-            first = math.floor(now / BUCKET_S) - self._sums.spans[name]
-            longest = max((w for k, w in self._max_buckets.items() if k > first), default=0.0)
+            first = s.index - int(WINDOWS_S[name] / BUCKET_S) + 1
+            longest = max(s._buckets[i % _RING][WAIT_MAX] for i in range(first, s.index + 1))
         else:
             longest = self.total_max if name == "total" else self.day_max
         return QueueWindow(
@@ -177,8 +204,8 @@ class QueueStats:
             longest_wait_s=longest,
         )
 
-    def start_new_day(self) -> None:
-        self._sums.start_new_day()
+    def start_new_day(self, at: float) -> None:
+        self._sums.start_new_day(at)
         self.day_max = 0.0
 
 
@@ -213,21 +240,29 @@ class GroupStats:
         if at <= t:
             return
         self._last = at
-        counts = ((AVAILABLE_S, self.available), (BUSY_S, self.busy), (TALK_S, self.talking))
         if not self.available:
             return
-        # Time older than the longest window only counts today and in total.
-        horizon = at - WINDOWS_S["1h"] - BUCKET_S
+        s = self._sums
+        if at <= s.end and t >= s.end - BUCKET_S:  # the common case: one bucket
+            dt = at - t
+            cur = s.cur
+            cur[AVAILABLE_S] += self.available * dt
+            cur[BUSY_S] += self.busy * dt
+            cur[TALK_S] += self.talking * dt
+            return
+        counts = ((AVAILABLE_S, self.available), (BUSY_S, self.busy), (TALK_S, self.talking))
+        # Time older than the ring only counts today and in total: fold it in directly.
+        horizon = at - _RING * BUCKET_S
         if t < horizon:
+            s.roll(horizon)
             for metric, count in counts:
-                self._sums.day[metric] += count * (horizon - t)
-                self._sums.total[metric] += count * (horizon - t)
+                s.fold(metric, count * (horizon - t))
             t = horizon
         while t < at:
             edge = min(at, (math.floor(t / BUCKET_S) + 1) * BUCKET_S)
             for metric, count in counts:
                 if count:
-                    self._sums.add(t, metric, count * (edge - t))
+                    s.add(t, metric, count * (edge - t))
             t = edge
 
     def call_taken(self, at: float) -> None:
@@ -235,8 +270,7 @@ class GroupStats:
 
     def window(self, name: str, now: float) -> GroupWindow:
         self.flush(now)
-        self._sums.advance(now)
-        v = self._sums.get(name)
+        v = self._sums.get(name, now)
         return GroupWindow(
             available_s=v[AVAILABLE_S],
             busy_s=v[BUSY_S],
@@ -245,5 +279,6 @@ class GroupStats:
             occupancy=v[BUSY_S] / v[AVAILABLE_S] if v[AVAILABLE_S] > 0 else 0.0,
         )
 
-    def start_new_day(self) -> None:
-        self._sums.start_new_day()
+    def start_new_day(self, at: float) -> None:
+        self.flush(at)
+        self._sums.start_new_day(at)
