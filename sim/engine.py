@@ -1,0 +1,389 @@
+"""The discrete-event engine: a simulated PBX driving the real ACD core in virtual time.
+
+The engine plays the telephone network, the callers and the agents' hands; the
+routing decisions are made by :class:`acd.router.Router`, the same object the live
+service drives. It talks to the router only through events, commands,
+``next_deadline()`` and ``on_timer()``: nothing is forked for the simulator.
+
+One heap orders the simulator's own events by (time, sequence), so equal-time events
+run in the order they were scheduled, identically on every run; the router's timers
+are interleaved by comparing its next deadline with the heap's top before each event.
+Randomness comes from generators handed in (one stream per component), drawn in
+blocks. Per call the engine writes into flat lists; figures are computed from them
+with numpy after the run (sim.results), so the hot loop does no statistics.
+
+Caller model: patience starts at arrival and keeps running while an agent's phone
+rings (callers do hang up while it rings); it stops at answer. Agent model: an agent
+answers after ``answer_delay``; with ``no_answer_probability`` they do not, the PBX
+reports ring-no-answer after ``RNA_AFTER_S`` and the agent (paused ``rna`` by the
+ACD) makes themselves ready again after ``rna_recovery``. Shifts log agents in; breaks
+and shift ends pause them (a pause asked mid-call waits for the call, as in life).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from acd.agents import AgentProfile, AgentState
+from acd.events import (
+    AgentLoggedIn,
+    AgentPaused,
+    AgentReady,
+    AgentRingNoAnswer,
+    CallAnswered,
+    CallArrived,
+    CallEnded,
+    CallerAbandoned,
+    CallOutcome,
+    CallRecord,
+    CancelOffer,
+    ConnectToAgent,
+    Overflow,
+    OverflowAction,
+)
+from acd.router import Router
+from sim.scenario import Scenario
+from sim.workload import Sampler, poisson_arrivals
+
+RNA_AFTER_S = 15.0  # how long the simulated PBX rings an agent who will not answer
+
+# Event kinds (ints: the hot loop compares them, it does not dispatch on types).
+ARRIVE, ANSWER, END, PATIENCE, RNA, RECOVER, SHIFT, SAMPLE = range(8)
+# Shift actions.
+LOG_IN, BREAK, BACK, OFF = range(4)
+# Outcomes per queue entry.
+PENDING, ANSWERED, ABANDONED, OVERFLOWED = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLog:
+    """Everything one replication recorded; sim.results turns it into figures."""
+
+    queue_names: tuple[str, ...]
+    service_targets: tuple[float, ...]
+    group_names: tuple[str, ...]
+    # One row per (call, queue) entry: a call that overflows into another queue has two.
+    entry_queue: np.ndarray
+    entry_arrived: np.ndarray
+    entry_offered: np.ndarray  # first time offered to an agent (nan: never)
+    entry_answered: np.ndarray
+    entry_left: np.ndarray  # abandoned / overflowed at (nan otherwise)
+    entry_outcome: np.ndarray
+    # Per group, cumulative (available_s, busy_s) at each sample time.
+    sample_times: np.ndarray
+    group_available: np.ndarray  # shape (samples, groups)
+    group_busy: np.ndarray
+    end_s: float
+    events: int
+
+
+class Simulation:
+    """One replication of a scenario. ``run()`` returns its :class:`RunLog`."""
+
+    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence) -> None:
+        self.scenario = scenario
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        streams = iter(ss.spawn(4 + 3 * len(scenario.queues) + 2 * len(scenario.agents)))
+
+        def rng() -> np.random.Generator:
+            return np.random.default_rng(next(streams))
+
+        self.router = Router(
+            [q.config for q in scenario.queues],
+            call_selection=scenario.call_selection,
+            observers=[self._on_record] if self._needs_records() else [],
+        )
+        self.queue_index = {q.config.name: i for i, q in enumerate(scenario.queues)}
+        self.arrivals = [
+            poisson_arrivals(rng(), np.asarray(q.rates_per_s), q.arrival_interval_s).tolist()
+            for q in scenario.queues
+        ]
+        self.arrivals = [[t for t in times if t < scenario.duration_s] for times in self.arrivals]
+        self.handle = [Sampler(q.handle_time, rng()) for q in scenario.queues]
+        self.patience = [Sampler(q.patience, rng()) for q in scenario.queues]
+        self.agent_group: dict[str, int] = {}
+        self.delay: list[Sampler] = []
+        self.no_answer: list[Sampler] = []
+        for gi, g in enumerate(scenario.agents):
+            self.delay.append(Sampler(g.answer_delay, rng()))
+            self.no_answer.append(_Uniform(rng()))
+            for k in range(g.count):
+                agent_id = f"{g.group}-{k + 1}"
+                self.agent_group[agent_id] = gi
+                self.router.register_agent(
+                    AgentProfile(agent_id, group=g.group, skills=g.skills, queues=g.queues)
+                )
+        self._heap: list[tuple[float, int, int, object, object]] = []
+        self._seq = 0
+        # Per entry (list-backed while running).
+        self.e_queue: list[int] = []
+        self.e_arrived: list[float] = []
+        self.e_offered: list[float] = []
+        self.e_answered: list[float] = []
+        self.e_left: list[float] = []
+        self.e_outcome: list[int] = []
+        self.call_entry: dict[str, int] = {}
+        self.offer_token: dict[str, int] = {}
+        self._samples: list[tuple[float, list[float], list[float]]] = []
+        self._ringing: dict[str, str] = {}  # call -> agent whose phone rings
+        self.events = 0
+
+    def _needs_records(self) -> bool:
+        return any(
+            q.config.overflow is not None and q.config.overflow.action is OverflowAction.QUEUE
+            for q in self.scenario.queues
+        )
+
+    # --- scheduling -------------------------------------------------------------------
+
+    def _push(self, t: float, kind: int, a: object = None, b: object = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, a, b))
+
+    def _schedule_shifts(self) -> None:
+        for g in self.scenario.agents:
+            ids = [f"{g.group}-{k + 1}" for k in range(g.count)]
+            for shift in g.shifts:
+                self._push(shift.start_s, SHIFT, ids, LOG_IN)
+                for br in shift.breaks:
+                    self._push(br.start_s, SHIFT, ids, BREAK)
+                    self._push(br.start_s + br.duration_s, SHIFT, ids, BACK)
+                if shift.end_s < self.scenario.duration_s:
+                    self._push(shift.end_s, SHIFT, ids, OFF)
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self, *, drain_s: float = 7200.0) -> RunLog:
+        sc = self.scenario
+        self._schedule_shifts()
+        for qi, times in enumerate(self.arrivals):
+            if times:
+                self._push(times[0], ARRIVE, qi, 0)
+        # Cumulative agent-time samples at every reporting boundary, the warm-up end and
+        # the end, for occupancy per interval and over the measured period.
+        points = set(np.arange(0.0, sc.duration_s, sc.interval_s).tolist())
+        points |= {sc.warmup_s, sc.duration_s}
+        for point in sorted(points):
+            self._push(point, SAMPLE)
+        stop = sc.duration_s + drain_s
+        self._loop(stop)
+        return self._log(min(stop, max(sc.duration_s, self.router.now)))
+
+    def _loop(self, stop: float) -> None:
+        heap = self._heap
+        router = self.router
+        handle = router.handle
+        pop = heapq.heappop
+        deadline = router.next_deadline()
+        apply = self._apply
+        arrivals = self.arrivals
+        queues = self.scenario.queues
+        names = [q.config.name for q in queues]
+        prios = [q.priority for q in queues]
+        e_queue, e_arrived, e_offered = self.e_queue, self.e_arrived, self.e_offered
+        e_answered, e_left, e_outcome = self.e_answered, self.e_left, self.e_outcome
+        call_entry, offer_token = self.call_entry, self.offer_token
+        patience = self.patience
+        push = self._push
+        events = 0
+        n_calls = 0
+        while heap:
+            t = heap[0][0]
+            if deadline is not None and deadline <= t:
+                if deadline > stop:
+                    break
+                apply(router.on_timer(deadline), deadline)
+                deadline = router.next_deadline()
+                continue
+            if t > stop:
+                break
+            t, _, kind, a, b = pop(heap)
+            events += 1
+            if kind == ARRIVE:
+                qi, k = a, b
+                times = arrivals[qi]  # type: ignore[index]
+                if k + 1 < len(times):  # type: ignore[operator]
+                    push(times[k + 1], ARRIVE, qi, k + 1)  # type: ignore[index,operator]
+                n_calls += 1
+                call_id = str(n_calls)
+                entry = len(e_queue)
+                call_entry[call_id] = entry
+                e_queue.append(qi)  # type: ignore[arg-type]
+                e_arrived.append(t)
+                e_offered.append(math.nan)
+                e_answered.append(math.nan)
+                e_left.append(math.nan)
+                e_outcome.append(PENDING)
+                offer_token[call_id] = 0
+                tau = patience[qi].next()  # type: ignore[index]
+                apply(handle(CallArrived(t, call_id, names[qi], priority=prios[qi])), t)  # type: ignore[index]
+                # A caller put through at once never gets to hang up while waiting.
+                if tau != math.inf and e_outcome[entry] == PENDING:
+                    push(t + tau, PATIENCE, call_id, None)
+            elif kind == ANSWER:
+                call_id, token = a, b
+                if offer_token.get(call_id) == token:  # type: ignore[arg-type]
+                    agent_id = self._ringing[call_id]  # type: ignore[index]
+                    self._answer(call_id, agent_id, t)  # type: ignore[arg-type]
+            elif kind == END:
+                apply(handle(CallEnded(t, a)), t)  # type: ignore[arg-type]
+            elif kind == PATIENCE:
+                entry = call_entry.get(a)  # type: ignore[arg-type]
+                if entry is not None and e_outcome[entry] == PENDING and math.isnan(e_answered[entry]):
+                    e_outcome[entry] = ABANDONED
+                    e_left[entry] = t
+                    offer_token[a] = offer_token.get(a, 0) + 1  # type: ignore[index]
+                    self._ringing.pop(a, None)  # type: ignore[arg-type]
+                    apply(handle(CallerAbandoned(t, a)), t)  # type: ignore[arg-type]
+            elif kind == RNA:
+                call_id, token = a, b
+                if offer_token.get(call_id) == token:  # type: ignore[arg-type]
+                    agent_id = self._ringing.pop(call_id)  # type: ignore[arg-type]
+                    offer_token[call_id] += 1  # type: ignore[index]
+                    apply(handle(AgentRingNoAnswer(t, agent_id, call_id)), t)  # type: ignore[arg-type]
+                    gi = self.agent_group[agent_id]
+                    push(t + self.scenario.agents[gi].rna_recovery_s, RECOVER, agent_id, None)
+            elif kind == RECOVER:
+                snap = router.agent(a)  # type: ignore[arg-type]
+                if snap.state is AgentState.PAUSED and snap.reason == router.rna_reason:
+                    apply(handle(AgentReady(t, a)), t)  # type: ignore[arg-type]
+            elif kind == SHIFT:
+                self._shift(a, b, t)  # type: ignore[arg-type]
+            else:  # SAMPLE
+                self._sample(t)
+            deadline = router.next_deadline()
+        self.events = events
+
+    def _apply(self, cmds: list[object], t: float) -> None:
+        """Carry out the router's commands as the PBX would."""
+        for cmd in cmds:
+            if type(cmd) is ConnectToAgent:
+                call_id, agent_id = cmd.call_id, cmd.agent_id
+                entry = self.call_entry[call_id]
+                if math.isnan(self.e_offered[entry]):
+                    self.e_offered[entry] = t
+                token = self.offer_token[call_id] = self.offer_token[call_id] + 1
+                self._ringing[call_id] = agent_id
+                gi = self.agent_group[agent_id]
+                if self.no_answer[gi].below(self.scenario.agents[gi].no_answer_probability):
+                    self._push(t + RNA_AFTER_S, RNA, call_id, token)
+                    continue
+                delay = self.delay[gi].next()
+                if delay <= 0.0:
+                    self._answer(call_id, agent_id, t)
+                else:
+                    self._push(t + delay, ANSWER, call_id, token)
+            elif type(cmd) is CancelOffer:
+                self.offer_token[cmd.call_id] += 1
+                self._ringing.pop(cmd.call_id, None)
+            elif type(cmd) is Overflow:
+                entry = self.call_entry[cmd.call_id]
+                if self.e_outcome[entry] == PENDING:
+                    self.e_outcome[entry] = OVERFLOWED
+                    self.e_left[entry] = t
+                self.offer_token[cmd.call_id] += 1
+            # Announce: callers in the simulator do not react to announcements.
+
+    def _answer(self, call_id: str, agent_id: str, t: float) -> None:
+        self._ringing.pop(call_id, None)
+        entry = self.call_entry[call_id]
+        self.offer_token[call_id] += 1
+        self.e_answered[entry] = t
+        self.e_outcome[entry] = ANSWERED
+        self._apply(self.router.handle(CallAnswered(t, call_id, agent_id)), t)
+        qi = self.e_queue[entry]
+        self._push(t + self.handle[qi].next(), END, call_id, None)
+
+    def _on_record(self, rec: CallRecord) -> None:
+        """Follow a call the router moved into another queue: it opens a new entry."""
+        if rec.outcome is not CallOutcome.OVERFLOWED or "->" not in rec.detail:
+            return  # not moved into another queue (voicemail etc. come as a command)
+        rule = self.scenario.queues[self.queue_index[rec.queue]].config.overflow
+        assert rule is not None and rule.target is not None
+        old = self.call_entry[rec.call_id]
+        if self.e_outcome[old] == PENDING:
+            self.e_outcome[old] = OVERFLOWED
+            self.e_left[old] = rec.left_at
+        entry = len(self.e_queue)
+        self.call_entry[rec.call_id] = entry
+        self.e_queue.append(self.queue_index[rule.target])
+        self.e_arrived.append(rec.left_at)
+        self.e_offered.append(math.nan)
+        self.e_answered.append(math.nan)
+        self.e_left.append(math.nan)
+        self.e_outcome.append(PENDING)
+
+    def _shift(self, ids: list[str], action: int, t: float) -> None:
+        router = self.router
+        for agent_id in ids:
+            state = router.agent(agent_id).state
+            if action == LOG_IN:
+                event: object = (
+                    AgentLoggedIn(t, agent_id) if state is AgentState.LOGGED_OUT else AgentReady(t, agent_id)
+                )
+            elif action in (BREAK, OFF):
+                if state is AgentState.LOGGED_OUT:
+                    continue
+                event = AgentPaused(t, agent_id, "break" if action == BREAK else "off_shift")
+            else:  # BACK from a break
+                if state is AgentState.LOGGED_OUT:
+                    continue
+                event = AgentReady(t, agent_id)
+            self._apply(router.handle(event), t)  # type: ignore[arg-type]
+
+    def _sample(self, t: float) -> None:
+        avail, busy = [], []
+        for g in self.scenario.agents:
+            if g.group in self.router.group_names:
+                w = self.router.group_stats(g.group, "total")
+                avail.append(w.available_s)
+                busy.append(w.busy_s)
+            else:
+                avail.append(0.0)
+                busy.append(0.0)
+        self._samples.append((t, avail, busy))
+
+    def _log(self, end: float) -> RunLog:
+        sc = self.scenario
+        samples = self._samples or [(0.0, [0.0] * len(sc.agents), [0.0] * len(sc.agents))]
+        return RunLog(
+            queue_names=tuple(q.config.name for q in sc.queues),
+            service_targets=tuple(q.config.service_target_s for q in sc.queues),
+            group_names=tuple(g.group for g in sc.agents),
+            entry_queue=np.asarray(self.e_queue, dtype=np.int64),
+            entry_arrived=np.asarray(self.e_arrived),
+            entry_offered=np.asarray(self.e_offered),
+            entry_answered=np.asarray(self.e_answered),
+            entry_left=np.asarray(self.e_left),
+            entry_outcome=np.asarray(self.e_outcome, dtype=np.int64),
+            sample_times=np.asarray([s[0] for s in samples]),
+            group_available=np.asarray([s[1] for s in samples]),
+            group_busy=np.asarray([s[2] for s in samples]),
+            end_s=end,
+            events=self.events,
+        )
+
+
+class _Uniform:
+    """Block-drawn uniform numbers for Bernoulli trials."""
+
+    __slots__ = ("_buf", "_i", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def below(self, p: float) -> bool:
+        if p <= 0.0:
+            return False
+        if self._i >= len(self._buf):
+            self._buf = self._rng.random(4096).tolist()
+            self._i = 0
+        v = self._buf[self._i]
+        self._i += 1
+        return v < p

@@ -1,0 +1,438 @@
+"""Scenario files (TOML, DESIGN §5): what a simulated contact centre looks like.
+
+Parsing is strict: an unknown key, a value of the wrong type, a duration without
+meaning, each is an :class:`InputError` naming the file and the key path
+(``day.toml: queues[1].handle_time.mean: '3x' is not a duration``), because a
+misspelt key silently ignored would make a capacity plan quietly wrong.
+
+Minimal example::
+
+    [simulation]
+    duration = "8h"
+    seed = 1
+    [[agents]]
+    group = "tier1"
+    count = 50
+    skills = { support = 1.0, sales = 0.5 }
+    [[queues]]
+    name = "support"
+    arrivals = { rate_per_hour = 900 }
+    handle_time = { dist = "exponential", mean = "180s" }
+    patience = { dist = "exponential", mean = "120s" }
+    service_target = "20s"
+
+A queue requires by default the skill named like the queue (any proficiency);
+``skills = { … }`` overrides that. Agent groups may have shifts with breaks.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acd.durations import parse_duration
+from acd.errors import InputError
+from acd.events import OverflowAction
+from acd.forecast import parse_forecast
+from acd.policies import CALL_SELECTIONS, POLICIES
+from acd.queues import OverflowRule, QueueConfig, RelaxationStep
+from sim.workload import Distribution, Empirical, Exponential, Fixed, Gamma, LogNormal, Never
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    start_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    start_s: float
+    end_s: float
+    breaks: tuple[Break, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGroup:
+    group: str
+    count: int
+    skills: Mapping[str, float]
+    queues: tuple[str, ...]
+    shifts: tuple[Shift, ...]
+    answer_delay: Distribution
+    no_answer_probability: float
+    rna_recovery_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueModel:
+    config: QueueConfig
+    rates_per_s: tuple[float, ...]  # per arrival interval
+    arrival_interval_s: float
+    handle_time: Distribution
+    patience: Distribution
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    source: str
+    duration_s: float
+    seed: int
+    interval_s: float  # reporting interval
+    warmup_s: float
+    call_selection: str
+    agents: tuple[AgentGroup, ...]
+    queues: tuple[QueueModel, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_agents(self) -> int:
+        return sum(g.count for g in self.agents)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file; relative forecast paths are from its folder."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(str(p), "is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(str(p), f"not valid TOML: {exc}") from None
+    return parse_scenario(data, source=str(p), base=p.parent)
+
+
+class _Reader:
+    """Typed access to one TOML table that remembers which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise InputError(where, "must be a table")
+        self.data = data
+        self.where = where
+        self.used: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise InputError(self.at(key), "is required")
+            return default
+        return self.data[key]
+
+    def duration(self, key: str, default: Any = ...) -> float:
+        value = self.raw(key, default)
+        if value is None:
+            return math.nan
+        return parse_duration(value, where=self.at(key))
+
+    def number(
+        self, key: str, default: Any = ..., *, minimum: float = 0.0, maximum: float = math.inf
+    ) -> float:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(self.at(key), f"{value!r} is not a number")
+        if not minimum <= value <= maximum:
+            raise InputError(self.at(key), f"{value!r} must be between {minimum:g} and {maximum:g}")
+        return float(value)
+
+    def integer(self, key: str, default: Any = ..., *, minimum: int = 0) -> int:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(self.at(key), f"{value!r} is not a whole number")
+        if value < minimum:
+            raise InputError(self.at(key), f"{value!r} must be at least {minimum}")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> str:
+        value = self.raw(key, default)
+        if not isinstance(value, str) or not value:
+            raise InputError(self.at(key), f"{value!r} is not a non-empty string")
+        return value
+
+    def table(self, key: str, default: Any = ...) -> _Reader | None:
+        value = self.raw(key, default)
+        if value is None:
+            return None
+        return _Reader(value, self.at(key))
+
+    def tables(self, key: str) -> list[_Reader]:
+        value = self.raw(key, [])
+        if not isinstance(value, list):
+            raise InputError(self.at(key), "must be an array of tables ([[...]])")
+        return [_Reader(v, f"{self.at(key)}[{i}]") for i, v in enumerate(value)]
+
+    def levels(self, key: str, default: Any = ...) -> dict[str, float]:
+        value = self.raw(key, default)
+        if not isinstance(value, Mapping):
+            raise InputError(self.at(key), "must be a table of skill = level")
+        out = {}
+        for skill, level in value.items():
+            if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 1:
+                raise InputError(f"{self.at(key)}.{skill}", f"{level!r} must be a proficiency in 0..1")
+            out[str(skill)] = float(level)
+        return out
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(self.at(key), "must be a list of strings")
+        return tuple(value)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise InputError(self.at(unknown[0]), "unknown key")
+
+
+def _distribution(r: _Reader | None, where: str, *, allow_never: bool = False, base: Path) -> Distribution:
+    if r is None:
+        if allow_never:
+            return Never()
+        raise InputError(where, "is required")
+    kind = r.text("dist", "exponential")
+    if kind == "exponential":
+        dist: Distribution = Exponential(_positive(r, "mean"))
+    elif kind == "fixed":
+        dist = Fixed(r.duration("mean"))
+    elif kind == "lognormal":
+        dist = LogNormal(_positive(r, "mean"), r.number("cv", minimum=1e-6, maximum=100))
+    elif kind == "gamma":
+        dist = Gamma(_positive(r, "mean"), r.number("cv", minimum=1e-6, maximum=100))
+    elif kind == "empirical":
+        dist = Empirical(_durations_csv(r, base))
+    elif kind == "none" and allow_never:
+        dist = Never()
+    else:
+        known = "exponential, fixed, lognormal, gamma, empirical" + (", none" if allow_never else "")
+        raise InputError(r.at("dist"), f"unknown distribution {kind!r} (known: {known})")
+    r.done()
+    return dist
+
+
+def _positive(r: _Reader, key: str) -> float:
+    value = r.duration(key)
+    if not value > 0:
+        raise InputError(r.at(key), "must be longer than 0")
+    return value
+
+
+def _durations_csv(r: _Reader, base: Path) -> tuple[float, ...]:
+    name = r.text("file")
+    path = base / name
+    values: list[float] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            for line_no, row in enumerate(csv.reader(f), start=1):
+                if not row or not row[0].strip():
+                    continue
+                cell = row[0].strip()
+                try:
+                    values.append(parse_duration(cell, where=f"{path}:{line_no}"))
+                except InputError:
+                    if line_no == 1:  # a header
+                        continue
+                    raise
+    except OSError as exc:
+        raise InputError(r.at("file"), f"cannot read {path}: {exc.strerror}") from None
+    if not values:
+        raise InputError(r.at("file"), f"{path} holds no durations")
+    return tuple(values)
+
+
+def parse_scenario(data: Mapping[str, Any], *, source: str, base: Path) -> Scenario:
+    try:
+        return _parse(data, source, base)
+    except InputError as exc:
+        if exc.where.startswith(source):
+            raise
+        raise InputError(f"{source}: {exc.where}" if exc.where else source, exc.problem) from None
+
+
+def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
+    top = _Reader(data, "")
+    if top.has("campaigns"):
+        raise InputError("campaigns", "outbound campaigns are not simulated yet (issue 6)")
+    sim = top.table("simulation")
+    assert sim is not None
+    duration = _positive(sim, "duration")
+    seed = sim.integer("seed", 1)
+    interval = sim.duration("interval", "30m")
+    if not interval > 0:
+        raise InputError(sim.at("interval"), "must be longer than 0")
+    warmup = sim.duration("warmup", 0.0)
+    if warmup >= duration:
+        raise InputError(sim.at("warmup"), "must be shorter than the duration")
+    selection = sim.text("call_selection", "oldest")
+    if selection not in CALL_SELECTIONS:
+        raise InputError(
+            sim.at("call_selection"), f"{selection!r} is not one of {', '.join(CALL_SELECTIONS)}"
+        )
+    sim.done()
+
+    queues = [_queue(q, base, duration) for q in top.tables("queues")]
+    if not queues:
+        raise InputError("queues", "a scenario needs at least one [[queues]]")
+    names = [q.config.name for q in queues]
+    if len(set(names)) != len(names):
+        raise InputError("queues", "two queues have the same name")
+    agents = [_agents(a, duration, base, names) for a in top.tables("agents")]
+    if not agents:
+        raise InputError("agents", "a scenario needs at least one [[agents]] group")
+    top.done()
+    return Scenario(
+        source=source,
+        duration_s=duration,
+        seed=seed,
+        interval_s=interval,
+        warmup_s=warmup,
+        call_selection=selection,
+        agents=tuple(agents),
+        queues=tuple(queues),
+    )
+
+
+def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
+    name = q.text("name")
+    arrivals = q.table("arrivals")
+    assert arrivals is not None
+    if arrivals.has("rate_per_hour") == arrivals.has("forecast"):
+        raise InputError(arrivals.where, "give exactly one of rate_per_hour or forecast")
+    if arrivals.has("rate_per_hour"):
+        rates: tuple[float, ...] = (arrivals.number("rate_per_hour") / 3600.0,)
+        arrival_interval = duration
+        forecast_aht = None
+    else:
+        path = base / arrivals.text("forecast")
+        try:
+            with path.open(encoding="utf-8", newline="") as f:
+                fc = parse_forecast(f, source=str(path))
+        except OSError as exc:
+            raise InputError(arrivals.at("forecast"), f"cannot read {path}: {exc.strerror}") from None
+        rates = tuple((fc.calls / fc.interval_s).tolist())
+        arrival_interval = fc.interval_s
+        forecast_aht = float(np.average(fc.aht_s, weights=fc.calls)) if fc.calls.sum() > 0 else None
+    arrivals.done()
+    ht = q.table("handle_time", None)
+    if ht is None and forecast_aht is None:
+        raise InputError(q.at("handle_time"), "is required (or use a forecast with aht_s)")
+    handle = (
+        Exponential(forecast_aht)
+        if ht is None and forecast_aht
+        else _distribution(ht, q.at("handle_time"), base=base)
+    )
+    patience = _distribution(q.table("patience", None), q.at("patience"), allow_never=True, base=base)
+    skills = q.levels("skills", {name: 0.0})
+    overflow = None
+    ov = q.table("overflow", None)
+    if ov is not None:
+        action_name = ov.text("action")
+        try:
+            action = OverflowAction(action_name)
+        except ValueError:
+            known = ", ".join(a.value for a in OverflowAction)
+            raise InputError(ov.at("action"), f"unknown action {action_name!r} (known: {known})") from None
+        target = ov.text("target") if ov.has("target") else None
+        ov.done()
+        overflow = OverflowRule(action, target)
+    relaxation = []
+    for step in q.tables("relaxation"):
+        relaxation.append(
+            RelaxationStep(
+                after_s=step.duration("after"),
+                min_levels=step.levels("min_levels", {}),
+                drop_skills=step.strings("drop_skills"),
+                add_groups=step.strings("add_groups"),
+            )
+        )
+        step.done()
+    policy = q.text("policy", "longest_idle")
+    if policy not in POLICIES:
+        raise InputError(q.at("policy"), f"unknown policy {policy!r} (known: {', '.join(sorted(POLICIES))})")
+    max_wait = q.duration("max_wait", None)
+    max_length = q.integer("max_length", None) if q.has("max_length") else None
+    # The simulated PBX reports ring-no-answer itself, so the router's back-stop is off
+    # unless asked for ("none" or a duration).
+    ring_timeout = math.nan if q.raw("ring_timeout", "none") == "none" else q.duration("ring_timeout")
+    config = QueueConfig(
+        name=name,
+        skills=skills,
+        service_target_s=q.duration("service_target", "20s"),
+        max_wait_s=None if math.isnan(max_wait) else max_wait,
+        max_length=max_length,
+        overflow=overflow,
+        wrap_up_s=q.duration("wrap_up", 0.0),
+        policy=policy,
+        relaxation=tuple(relaxation),
+        groups=q.strings("groups"),
+        short_abandon_s=q.duration("short_abandon", "5s"),
+        ring_timeout_s=None if math.isnan(ring_timeout) else ring_timeout,
+    )
+    priority = q.integer("priority", 0, minimum=-1000)
+    q.done()
+    return QueueModel(
+        config=config,
+        rates_per_s=rates,
+        arrival_interval_s=arrival_interval,
+        handle_time=handle,
+        patience=patience,
+        priority=priority,
+    )
+
+
+def _agents(a: _Reader, duration: float, base: Path, queue_names: list[str]) -> AgentGroup:
+    group = a.text("group")
+    count = a.integer("count", minimum=1)
+    skills = a.levels("skills")
+    queues = a.strings("queues")
+    for name in queues:
+        if name not in queue_names:
+            raise InputError(a.at("queues"), f"unknown queue {name!r}")
+    shifts = []
+    for s in a.tables("shifts"):
+        start, end = s.duration("start"), s.duration("end")
+        if not start < end:
+            raise InputError(s.at("end"), "must be after start")
+        breaks = []
+        for b in s.tables("breaks"):
+            br = Break(b.duration("start"), b.duration("duration"))
+            b.done()
+            if not start <= br.start_s < end:
+                raise InputError(b.at("start"), "must be inside the shift")
+            breaks.append(br)
+        s.done()
+        shifts.append(Shift(start, end, tuple(sorted(breaks, key=lambda x: x.start_s))))
+    if not shifts:
+        shifts = [Shift(0.0, duration)]
+    delay = a.table("answer_delay", None)
+    answer_delay: Distribution = (
+        Fixed(0.0) if delay is None else _distribution(delay, a.at("answer_delay"), base=base)
+    )
+    group_model = AgentGroup(
+        group=group,
+        count=count,
+        skills=skills,
+        queues=queues,
+        shifts=tuple(sorted(shifts, key=lambda x: x.start_s)),
+        answer_delay=answer_delay,
+        no_answer_probability=a.number("no_answer_probability", 0.0, maximum=1.0),
+        rna_recovery_s=a.duration("rna_recovery", "60s"),
+    )
+    a.done()
+    return group_model
