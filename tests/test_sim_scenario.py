@@ -1,0 +1,143 @@
+"""Scenario files: the examples load; every mistake names the file and the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from acd.errors import InputError
+from ccd.cli import main
+from sim.scenario import load_scenario
+from sim.workload import Empirical, Gamma, LogNormal, Never
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted((ROOT / "config" / "scenarios").glob("*.toml"))
+
+BASE = """
+[simulation]
+duration = "1h"
+seed = 3
+[[agents]]
+group = "g"
+count = 2
+skills = { q = 1.0 }
+[[queues]]
+name = "q"
+arrivals = { rate_per_hour = 30 }
+handle_time = { dist = "exponential", mean = "60s" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_examples_load(path: Path) -> None:
+    sc = load_scenario(path)
+    assert sc.queues and sc.agents
+
+
+def test_at_least_three_examples() -> None:
+    assert {p.stem for p in SCENARIOS} >= {"mmn", "multiskill-day", "overload"}
+
+
+def test_defaults_and_distributions(tmp_path: Path) -> None:
+    (tmp_path / "talk.csv").write_text("duration\n100\n200s\n5m\n")
+    sc = load_scenario(
+        write(
+            tmp_path,
+            BASE.replace(
+                'handle_time = { dist = "exponential", mean = "60s" }',
+                'handle_time = { dist = "empirical", file = "talk.csv" }',
+            )
+            + """
+[[queues]]
+name = "r"
+arrivals = { rate_per_hour = 10 }
+handle_time = { dist = "lognormal", mean = "3m", cv = 0.5 }
+patience = { dist = "gamma", mean = "90s", cv = 2 }
+skills = { q = 0.5 }
+""",
+        )
+    )
+    q, r = sc.queues
+    assert q.config.skills == {"q": 0.0}  # a queue needs the skill named like it
+    assert isinstance(q.handle_time, Empirical) and q.handle_time.values == (100.0, 200.0, 300.0)
+    assert isinstance(q.patience, Never)
+    assert isinstance(r.handle_time, LogNormal) and isinstance(r.patience, Gamma)
+    assert sc.interval_s == 1800 and sc.warmup_s == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("seed = 3", "seed = 3\nspeed = 2"), r"s\.toml: simulation\.speed: unknown key"),
+        (('duration = "1h"', 'duration = "1x"'), r"simulation\.duration: '1x' is not a duration"),
+        (('mean = "60s"', 'mean = "0s"'), r"queues\[0\]\.handle_time\.mean: must be longer than 0"),
+        (
+            ('dist = "exponential"', 'dist = "weibull"'),
+            r"queues\[0\]\.handle_time\.dist: unknown distribution 'weibull'",
+        ),
+        (("count = 2", "count = 0"), r"agents\[0\]\.count: 0 must be at least 1"),
+        (("count = 2", 'count = "two"'), r"agents\[0\]\.count: 'two' is not a whole number"),
+        (("q = 1.0", "q = 7"), r"agents\[0\]\.skills\.q: 7 must be a proficiency"),
+        (("rate_per_hour = 30", 'forecast = "nope.csv"'), r"queues\[0\]\.arrivals\.forecast: cannot read"),
+        (("rate_per_hour = 30", "rate_per_hour = 30, forecast = 'x.csv'"), r"give exactly one of"),
+        (('name = "q"', 'name = "q"\npolicy = "fastest"'), r"queues\[0\]\.policy: unknown policy 'fastest'"),
+        (('group = "g"', 'group = "g"\nqueues = ["z"]'), r"agents\[0\]\.queues: unknown queue 'z'"),
+        (
+            ("[simulation]", "[[campaigns]]\nname = 'x'\n[simulation]"),
+            r"campaigns: outbound campaigns are not simulated yet",
+        ),
+        (("seed = 3", "seed = 3\nwarmup = '2h'"), r"simulation\.warmup: must be shorter than the duration"),
+        (('name = "q"', 'name = "q"\nmax_wait = "60s"'), r"needs an overflow rule"),
+        (("[simulation]", "[simulation\n"), r"s\.toml: not valid TOML"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        load_scenario(write(tmp_path, BASE.replace(*change, 1)))
+
+
+def test_cli_json_keys_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, BASE)
+    report = tmp_path / "report"
+    code = main(
+        ["simulate", str(path), "--replications", "3", "--jobs", "1", "--json", "--report", str(report)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    data = json.loads(out)
+    q = data["queues"]["q"]
+    for key in (
+        "offered",
+        "answered",
+        "abandoned",
+        "service_level",
+        "asa_s",
+        "p_abandon",
+        "p_wait",
+        "mean_wait_s",
+    ):
+        assert key in q and f"{key}_ci95" in q
+    assert "occupancy" in data["groups"]["g"] and "occupancy_ci95" in data["groups"]["g"]
+    assert data["replications"] == 3 and len(data["intervals"]) == 2
+    page = (report / "index.html").read_text()
+    assert page.count("<svg") == 4 and "Service level" in page
+    assert (report / "intervals.csv").read_text().startswith("start_s,end_s,kind,name,figure,value,ci95")
+
+
+def test_cli_table_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, BASE)
+    assert main(["simulate", str(path), "--seed", "5"]) == 0
+    assert "occupancy" in capsys.readouterr().out
+    assert main(["simulate", str(path), "--replications", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--replications" in err
+    assert main(["simulate", str(tmp_path / "missing.toml")]) == 2
+    assert "No such file" in capsys.readouterr().err
