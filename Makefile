@@ -27,6 +27,7 @@ demo: $(VENV)/.installed
 	$(BIN)/ccd staff --calls 100 --period 30m --aht 180s --sl 80/20
 	$(BIN)/ccd staff --calls 640 --period 1h --aht 195s --patience 60s --sl 80/10 --max-abandon 0.03
 	$(BIN)/ccd staff --forecast config/forecast-example.csv --sl 80/20 --patience 120s --max-abandon 5% --shrinkage 0.3
+	$(BIN)/ccd simulate config/scenarios/multiskill-day.toml --replications 8 --report report
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -39,6 +40,7 @@ test: lint
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/erlang.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/sim.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info

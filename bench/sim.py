@@ -1,0 +1,235 @@
+"""Benchmark: simulated calls per second of wall time, against ciw, SimPy and a bare loop.
+
+Run with ``python bench/sim.py`` (needs the ``bench`` extra for ciw and SimPy).
+
+Cases:
+* M/M/n+M: 200 agents, AHT 300 s, occupancy about 0.9, exponential patience 120 s,
+  8 hours. ccd runs it through the real routing core (acd.router) and its simulated
+  PBX; ciw and SimPy run textbook models of the same system in the same process; the
+  bare loop is a heapq M/M/n+M with no routing logic at all (the floor for Python).
+* Scale: the same queue with 2,000 agents, to show whether cost per call stays flat.
+* A 2,000-agent multi-skill day (20 queues, 10 agent groups with shifts), ccd only.
+
+Every model records each call's wait and outcome, as a planning model must (ccd writes
+its per-call lists, ciw its records); none computes statistics inside the loop.
+
+Each figure is the best of a few runs (noise on shared machines inflates, never
+deflates, a timing); ratios are taken between runs made here, now.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the package it measures: drop its own folder from the
+# import path, or "import sim" would import this script.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import heapq
+import math
+import platform
+import random
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import ciw
+import simpy
+
+from sim.engine import Simulation
+from sim.scenario import Scenario, parse_scenario
+
+HOURS = 8.0
+
+
+def mmnm_scenario(
+    agents: int, occupancy: float = 0.9, aht: float = 300.0, patience: float = 120.0
+) -> Scenario:
+    rate = occupancy * agents / aht * 3600
+    data = {
+        "simulation": {"duration": HOURS * 3600, "seed": 1},
+        "agents": [{"group": "g", "count": agents, "skills": {"q": 1.0}}],
+        "queues": [
+            {
+                "name": "q",
+                "arrivals": {"rate_per_hour": rate},
+                "handle_time": {"dist": "exponential", "mean": aht},
+                "patience": {"dist": "exponential", "mean": patience},
+            }
+        ],
+    }
+    return parse_scenario(data, source="bench", base=Path("."))
+
+
+def multiskill_scenario() -> Scenario:
+    rng = random.Random(5)
+    queues, agents = [], []
+    for q in range(20):
+        queues.append(
+            {
+                "name": f"q{q}",
+                "arrivals": {"rate_per_hour": 0},  # set below
+                "handle_time": {"dist": "lognormal", "mean": 240 + 10 * q, "cv": 0.8},
+                "patience": {"dist": "exponential", "mean": 120},
+                "skills": {f"s{q}": 0.5},
+                "relaxation": [{"after": "30s", "min_levels": {f"s{q}": 0.2}}],
+            }
+        )
+    capacity = [0.0] * 20
+    for g in range(10):
+        skills = {f"s{q}": round(rng.uniform(0.3, 1.0), 2) for q in rng.sample(range(20), 5)}
+        start = 0.0 if g < 5 else 4.0
+        agents.append(
+            {
+                "group": f"g{g}",
+                "count": 200,
+                "skills": skills,
+                "shifts": [
+                    {
+                        "start": f"{start}h",
+                        "end": f"{start + 8}h",
+                        "breaks": [{"start": f"{start + 3}h", "duration": "30m"}],
+                    }
+                ],
+            }
+        )
+        for s, level in skills.items():
+            if level >= 0.5:
+                capacity[int(s[1:])] += 200 / len(skills)
+    for q, cap in zip(queues, capacity, strict=True):
+        q["arrivals"]["rate_per_hour"] = 0.45 * cap / q["handle_time"]["mean"] * 3600  # type: ignore[index]
+    data = {"simulation": {"duration": "12h", "seed": 2}, "agents": agents, "queues": queues}
+    return parse_scenario(data, source="bench-multiskill", base=Path("."))
+
+
+def run_ccd(sc: Scenario) -> int:
+    log = Simulation(sc, 1).run(drain_s=0.0)
+    return len(log.entry_arrived)
+
+
+def run_ciw(agents: int, rate_s: float, aht: float, patience: float) -> int:
+    ciw.seed(1)
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=rate_s)],
+        service_distributions=[ciw.dists.Exponential(rate=1 / aht)],
+        number_of_servers=[agents],
+        reneging_time_distributions=[ciw.dists.Exponential(rate=1 / patience)],
+    )
+    q = ciw.Simulation(network)
+    q.simulate_until_max_time(HOURS * 3600)
+    return len(q.get_all_records()) + sum(len(n.all_individuals) for n in q.transitive_nodes)
+
+
+def run_simpy(agents: int, rate_s: float, aht: float, patience: float) -> int:
+    rnd = random.Random(1)
+    env = simpy.Environment()
+    desk = simpy.Resource(env, capacity=agents)
+    count = 0
+
+    waits: list[float] = []  # what a planner's model records: the wait and the outcome
+    served: list[bool] = []
+
+    def caller() -> Any:
+        arrived = env.now
+        with desk.request() as req:
+            result = yield req | env.timeout(rnd.expovariate(1 / patience))
+            waits.append(env.now - arrived)
+            served.append(req in result)
+            if req in result:
+                yield env.timeout(rnd.expovariate(1 / aht))
+
+    def source() -> Any:
+        nonlocal count
+        while True:
+            yield env.timeout(rnd.expovariate(rate_s))
+            count += 1
+            env.process(caller())
+
+    env.process(source())
+    env.run(until=HOURS * 3600)
+    return count
+
+
+def run_bare(agents: int, rate_s: float, aht: float, patience: float) -> int:
+    """M/M/n+M in a heapq loop: FIFO queue, lazy abandonment, no routing logic."""
+    rnd = random.Random(1)
+    heap: list[tuple[float, int, int, int]] = [(rnd.expovariate(rate_s), 0, 0, 0)]  # (t, seq, kind, call)
+    waiting: deque[int] = deque()
+    gone: set[int] = set()
+    arrived: dict[int, float] = {}
+    waits: list[float] = []  # recorded like the others: wait and outcome per call
+    free, seq, calls, end = agents, 0, 0, HOURS * 3600
+    while heap:
+        t, _, kind, call = heapq.heappop(heap)
+        if t > end:
+            break
+        seq += 1
+        if kind == 0:  # arrival
+            calls += 1
+            heapq.heappush(heap, (t + rnd.expovariate(rate_s), seq, 0, calls + 1))
+            if free:
+                free -= 1
+                waits.append(0.0)
+                heapq.heappush(heap, (t + rnd.expovariate(1 / aht), seq, 1, call))
+            else:
+                arrived[call] = t
+                waiting.append(call)
+                heapq.heappush(heap, (t + rnd.expovariate(1 / patience), seq, 2, call))
+        elif kind == 1:  # departure
+            while waiting and waiting[0] in gone:
+                gone.discard(waiting.popleft())
+            if waiting:
+                nxt = waiting.popleft()
+                waits.append(t - arrived.pop(nxt))
+                gone.add(-nxt)  # served: its patience event is void
+                heapq.heappush(heap, (t + rnd.expovariate(1 / aht), seq, 1, nxt))
+            else:
+                free += 1
+        elif -call not in gone:  # patience ran out while still waiting
+            gone.add(call)
+            waits.append(-(t - arrived.pop(call)))  # negative: abandoned
+    return calls
+
+
+def timed(fn: Any, *args: Any, repeats: int) -> tuple[float, int]:
+    best, n = math.inf, 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-ciw-2000", action="store_true", help="ciw at 2,000 agents takes minutes")
+    args = parser.parse_args()
+    print(f"# bench/sim.py  {datetime.now(UTC):%Y-%m-%d}  {platform.machine()} {platform.python_version()}")
+    print(f"{'case':<44} {'calls':>8} {'wall s':>8} {'calls/s':>9}  ratio ccd/x")
+    results: dict[str, dict[str, tuple[float, int]]] = {}
+    for agents in (200, 2000):
+        aht, patience = 300.0, 120.0
+        rate_s = 0.9 * agents / aht
+        row = results[f"M/M/{agents}+M"] = {}
+        row["ccd (real router)"] = timed(run_ccd, mmnm_scenario(agents), repeats=args.repeats)
+        row["bare heapq loop"] = timed(run_bare, agents, rate_s, aht, patience, repeats=args.repeats)
+        row["SimPy"] = timed(run_simpy, agents, rate_s, aht, patience, repeats=args.repeats)
+        if agents == 200 or not args.skip_ciw_2000:
+            row["ciw"] = timed(run_ciw, agents, rate_s, aht, patience, repeats=1)
+    results["multi-skill day, 2,000 agents, 20 queues"] = {
+        "ccd (real router)": timed(run_ccd, multiskill_scenario(), repeats=args.repeats)
+    }
+    for case, row in results.items():
+        ours_wall, ours_n = row["ccd (real router)"]
+        for name, (wall, n) in row.items():
+            ratio = "" if name.startswith("ccd") else f"{(ours_n / ours_wall) / (n / wall):.2f}x"
+            label = f"{case}: {name}"
+            print(f"{label:<44} {n:>8} {wall:>8.2f} {n / wall:>9.0f}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
