@@ -499,7 +499,8 @@ class Router:
         wait = self.now - call.arrived_at
         call.queue.stats.answered(self.now, wait)
         agent.group.call_taken(self.now)
-        self._record(call, CallOutcome.ANSWERED, wait, agent)
+        if self._observers:
+            self._record(call, CallOutcome.ANSWERED, wait, agent)
 
     def _on_call_ended(self, e: CallEnded | CallerAbandoned, out: list[Command]) -> None:
         call = self._calls.get(e.call_id)
@@ -687,7 +688,7 @@ class Router:
     def _try_offer(self, call: _Call, out: list[Command], *, enqueue_first: bool) -> bool:
         """Offer the call to the best idle agent qualified at its level, if any."""
         q = call.queue
-        top = q.level_of(call, self.now)
+        top = q.level_of(call, self.now) if len(q.thresholds) > 1 else 0
         for level in range(top + 1):
             agent = self._pop_idle(q, level)
             if agent is not None:
@@ -881,7 +882,9 @@ class Router:
         return nxt
 
     def _move(self, agent: _Agent, trigger: Trigger) -> None:
-        nxt = self._check(agent, trigger)
+        nxt = TRANSITIONS.get((agent.state, trigger))
+        if nxt is None:
+            raise IllegalTransitionError(agent.profile.agent_id, agent.state, trigger)
         if nxt is not agent.state:
             self._set_state(agent, nxt)
 
@@ -890,7 +893,8 @@ class Router:
         if old is state:
             return
         g = agent.group
-        g.flush(self.now)
+        if self.now > g.last:
+            g.flush(self.now)
         o_avail, o_busy, o_talk = _WEIGHTS[old]
         n_avail, n_busy, n_talk = _WEIGHTS[state]
         g.available += n_avail - o_avail

@@ -225,21 +225,21 @@ class GroupWindow:
 class GroupStats:
     """Integrates how many of a group's agents are available and busy over time."""
 
-    __slots__ = ("_last", "_sums", "available", "busy", "talking")
+    __slots__ = ("_sums", "available", "busy", "last", "talking")
 
     def __init__(self, start: float) -> None:
         self._sums = RollingSums(4, start)
-        self._last = start
+        self.last = start
         self.available = 0
         self.busy = 0
         self.talking = 0
 
     def flush(self, at: float) -> None:
         """Credit the time since the last change, split exactly at bucket edges."""
-        t = self._last
+        t = self.last
         if at <= t:
             return
-        self._last = at
+        self.last = at
         if not self.available:
             return
         s = self._sums
@@ -266,7 +266,10 @@ class GroupStats:
             t = edge
 
     def call_taken(self, at: float) -> None:
-        self._sums.add(at, CALLS, 1.0)
+        s = self._sums
+        if at >= s.end:
+            s.roll(at)
+        s.cur[CALLS] += 1.0
 
     def window(self, name: str, now: float) -> GroupWindow:
         self.flush(now)

@@ -260,6 +260,8 @@ class Simulation:
 
     def _apply(self, cmds: list[object], t: float) -> None:
         """Carry out the router's commands as the PBX would."""
+        if not cmds:
+            return
         for cmd in cmds:
             if type(cmd) is ConnectToAgent:
                 call_id, agent_id = cmd.call_id, cmd.agent_id
