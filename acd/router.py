@@ -95,6 +95,7 @@ class _Call:
         "call_id",
         "caller",
         "data",
+        "entered_at",
         "hops",
         "order",
         "priority",
@@ -107,7 +108,8 @@ class _Call:
         self.call_id = call_id
         self.queue = queue
         self.priority = priority
-        self.arrived_at = at
+        self.arrived_at = at  # start of the wait the statistics measure
+        self.entered_at = at  # start of the wait routing honours (relaxation, seniority)
         self.order = order
         self.state = CallState.WAITING
         self.agent: _Agent | None = None
@@ -186,7 +188,7 @@ class _Queue:
         self.members: set[_Agent] = set()
 
     def level_of(self, call: _Call, now: float) -> int:
-        wait = now - call.arrived_at
+        wait = now - call.entered_at
         level = 0
         for k in range(1, len(self.thresholds)):
             if wait >= self.thresholds[k]:
@@ -623,6 +625,7 @@ class Router:
     def _enter_queue(self, call: _Call, q: _Queue, out: list[Command]) -> None:
         cfg = q.config
         call.queue = q
+        call.entered_at = call.arrived_at
         call.state = CallState.WAITING
         call.version += 1
         q.stats.offered(self.now)
@@ -636,7 +639,7 @@ class Router:
         self._add_waiting(call)
         v = call.version
         for k in range(1, len(q.thresholds)):
-            self._schedule(call.arrived_at + q.thresholds[k], _Timer.RELAX, call, v)
+            self._schedule(call.entered_at + q.thresholds[k], _Timer.RELAX, call, v)
         if cfg.max_wait_s is not None:
             self._schedule(call.arrived_at + cfg.max_wait_s, _Timer.MAX_WAIT, call, v)
         if cfg.announce_every_s is not None:
@@ -672,10 +675,12 @@ class Router:
         q = call.queue
         v = call.version
         for k in range(1, len(q.thresholds)):
-            due = call.arrived_at + q.thresholds[k]
+            due = call.entered_at + q.thresholds[k]
             if due > self.now:
                 self._schedule(due, _Timer.RELAX, call, v)
         if q.config.max_wait_s is not None:
+            # Max wait counts this attempt only: a caller cut off mid-conversation is not
+            # sent to voicemail for the time they spent talking.
             self._schedule(max(self.now, call.arrived_at + q.config.max_wait_s), _Timer.MAX_WAIT, call, v)
         if q.config.announce_every_s is not None:
             self._schedule(self.now + q.config.announce_every_s, _Timer.ANNOUNCE, call, v)
@@ -777,8 +782,8 @@ class Router:
             cutoff = now - q.thresholds[level]
             for prio in sorted(q.classes, reverse=True):
                 head = q.waiting[q.classes[prio][0]]
-                if head.arrived_at <= cutoff:  # relaxed far enough for this agent
-                    wait = now - head.arrived_at
+                if head.entered_at <= cutoff:  # relaxed far enough for this agent
+                    wait = now - head.entered_at
                     score = wait / max(q.config.service_target_s, 1e-9) if ratio else wait
                     key = (float(prio), score, -head.order)
                     if best_key is None or key > best_key:

@@ -478,3 +478,19 @@ def test_state_diagram_in_docs_is_generated_from_the_table() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "acd.md").read_text()
     block = doc.split("<!-- transitions:start -->\n")[1].split("<!-- transitions:end -->")[0]
     assert block == transition_table_markdown(), "regenerate docs/acd.md from acd.agents.TRANSITIONS"
+
+
+def test_caller_cut_off_mid_call_keeps_relaxation_and_goes_first() -> None:
+    # Found by the state machine: the requeued caller used to restart relaxation from
+    # zero, so a free relaxed-match agent took a younger call while they waited.
+    q = QueueConfig("q", skills={"s": 0.8}, relaxation=(RelaxationStep(30, min_levels={"s": 0.2}),))
+    r = make(q, agents={"strong": {"s": 0.9}, "weak": {"s": 0.3}})
+    login(r, 0, "strong")
+    r.handle(CallArrived(0, "first", "q"))
+    r.handle(CallAnswered(1, "first", "strong"))
+    r.handle(CallArrived(40, "younger", "q"))  # waits; relaxed at 70
+    login(r, 80, "weak")  # takes "younger" (relaxed)
+    r.handle(CallAnswered(81, "younger", "weak"))
+    r.handle(CallEnded(90, "younger"))  # weak is free again
+    assert connects(r.handle(AgentLoggedOut(100, "strong"))) == [("first", "weak")]
+    assert r.queue_stats("q", "total").offered == 3  # the cut-off caller is a new offer

@@ -101,7 +101,8 @@ class ContactCentre(RuleBasedStateMachine):
 
     def fire_until(self, t: float) -> None:
         while (due := self.router.next_deadline()) is not None and due <= t:
-            self.check_commands(self.router.on_timer(due))
+            before = self.waiting_now()
+            self.check_commands(self.router.on_timer(due), before)
 
     def advance(self, dt: float) -> None:
         self.t += dt
@@ -111,11 +112,16 @@ class ContactCentre(RuleBasedStateMachine):
         t = self.t + dt
         self.fire_until(t)
         self.t = t
-        self.check_commands(self.router.handle(make(t)))  # type: ignore[operator]
+        before = self.waiting_now()
+        self.check_commands(self.router.handle(make(t)), before)  # type: ignore[operator]
         self.fire_until(t)
 
-    def check_commands(self, cmds: list[object]) -> None:
+    def waiting_now(self) -> set[str]:
+        return {c.call_id for c in self.router.calls() if c.state is CallState.WAITING}
+
+    def check_commands(self, cmds: list[object], waiting_before: set[str]) -> None:
         r = self.router
+        offered_now = {c.call_id for c in cmds if isinstance(c, ConnectToAgent)}
         for cmd in cmds:
             if isinstance(cmd, ConnectToAgent):
                 call = r.call(cmd.call_id)
@@ -128,12 +134,17 @@ class ContactCentre(RuleBasedStateMachine):
                     level,
                     qualifying,
                 )
-                # First come, first served within the queue and priority.
+                # First come, first served within the queue and priority: no older call of
+                # the class that waited through this whole step may still wait. (One step
+                # can fire several timers: a call that was ringing another agent when this
+                # one was offered, and came back later in the step, was not passed over.)
                 for other in r.calls():
                     if (
                         other.queue == call.queue
                         and other.priority == call.priority
                         and other.state is CallState.WAITING
+                        and other.call_id in waiting_before
+                        and other.call_id not in offered_now
                     ):
                         assert self.order[other.call_id] > self.order[cmd.call_id], (cmd, other)
             elif isinstance(cmd, Overflow):
