@@ -40,14 +40,15 @@ class _Progress:
         self.start = time.monotonic()
         self.shown = False
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: float, total: int) -> None:
+        # Shown only once a run has lasted a second: short runs stay quiet.
         if not self.enabled or (not self.shown and time.monotonic() - self.start < 1.0 and done < total):
             return
         self.shown = True
         width = 30
         filled = int(width * done / total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} replications")
-        if done == total:
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:.1f}/{total} replications")
+        if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
 

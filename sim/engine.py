@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,7 @@ from acd.events import (
 )
 from acd.router import Router
 from sim.scenario import Scenario
-from sim.workload import Sampler, poisson_arrivals
+from sim.workload import Fixed, Sampler, poisson_arrivals
 
 RNA_AFTER_S = 15.0  # how long the simulated PBX rings an agent who will not answer
 
@@ -117,6 +118,10 @@ class Simulation:
                 self.router.register_agent(
                     AgentProfile(agent_id, group=g.group, skills=g.skills, queues=g.queues)
                 )
+        self._p_no_answer = [g.no_answer_probability for g in scenario.agents]
+        self._has_delay = [
+            not (isinstance(g.answer_delay, Fixed) and g.answer_delay.mean == 0.0) for g in scenario.agents
+        ]
         self._heap: list[tuple[float, int, int, object, object]] = []
         self._seq = 0
         # Per entry (list-backed while running).
@@ -130,6 +135,7 @@ class Simulation:
         self.offer_token: dict[str, int] = {}
         self._samples: list[tuple[float, list[float], list[float]]] = []
         self._ringing: dict[str, str] = {}  # call -> agent whose phone rings
+        self._progress: Callable[[float], None] | None = None
         self.events = 0
 
     def _needs_records(self) -> bool:
@@ -157,7 +163,8 @@ class Simulation:
 
     # --- the run ------------------------------------------------------------------------
 
-    def run(self, *, drain_s: float = 7200.0) -> RunLog:
+    def run(self, *, drain_s: float = 7200.0, progress: Callable[[float], None] | None = None) -> RunLog:
+        """Simulate; ``progress(fraction)`` is called every few thousand events."""
         sc = self.scenario
         self._schedule_shifts()
         for qi, times in enumerate(self.arrivals):
@@ -170,6 +177,7 @@ class Simulation:
         for point in sorted(points):
             self._push(point, SAMPLE)
         stop = sc.duration_s + drain_s
+        self._progress = progress
         self._loop(stop)
         return self._log(min(stop, max(sc.duration_s, self.router.now)))
 
@@ -255,6 +263,8 @@ class Simulation:
                 self._shift(a, b, t)  # type: ignore[arg-type]
             else:  # SAMPLE
                 self._sample(t)
+                if self._progress is not None:
+                    self._progress(min(1.0, t / self.scenario.duration_s))
             deadline = router.next_deadline()
         self.events = events
 
@@ -271,10 +281,11 @@ class Simulation:
                 token = self.offer_token[call_id] = self.offer_token[call_id] + 1
                 self._ringing[call_id] = agent_id
                 gi = self.agent_group[agent_id]
-                if self.no_answer[gi].below(self.scenario.agents[gi].no_answer_probability):
+                p_no = self._p_no_answer[gi]
+                if p_no > 0.0 and self.no_answer[gi].below(p_no):
                     self._push(t + RNA_AFTER_S, RNA, call_id, token)
                     continue
-                delay = self.delay[gi].next()
+                delay = self.delay[gi].next() if self._has_delay[gi] else 0.0
                 if delay <= 0.0:
                     self._answer(call_id, agent_id, t)
                 else:

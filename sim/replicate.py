@@ -19,9 +19,11 @@ from sim.results import combine, summarise
 from sim.scenario import Scenario
 
 
-def run_one(scenario: Scenario, seed: np.random.SeedSequence) -> dict[str, Any]:
+def run_one(
+    scenario: Scenario, seed: np.random.SeedSequence, progress: Callable[[float], None] | None = None
+) -> dict[str, Any]:
     start = time.perf_counter()
-    log = Simulation(scenario, seed).run()
+    log = Simulation(scenario, seed).run(progress=progress)
     figures = summarise(log, scenario)
     figures["wall_s"] = time.perf_counter() - start
     figures["events"] = log.events
@@ -34,16 +36,18 @@ def run_replications(
     replications: int = 1,
     seed: int | None = None,
     jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run and combine; ``progress(done, total)`` is called as replications finish."""
+    """Run and combine; ``progress(done, total)`` reports replications done (fractional
+    within a replication when running in this process)."""
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
     seeds = root.spawn(replications)
     jobs = max(1, min(jobs, replications, os.cpu_count() or 1))
     runs: list[dict[str, Any] | None] = [None] * replications
     if jobs == 1:
         for i, s in enumerate(seeds):
-            runs[i] = run_one(scenario, s)
+            within = None if progress is None else (lambda f, i=i: progress(i + f, replications))
+            runs[i] = run_one(scenario, s, within)
             if progress:
                 progress(i + 1, replications)
     else:
