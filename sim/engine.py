@@ -73,6 +73,7 @@ class RunLog:
     entry_offered: np.ndarray  # first time offered to an agent (nan: never)
     entry_answered: np.ndarray
     entry_left: np.ndarray  # abandoned / overflowed at (nan otherwise)
+    entry_ended: np.ndarray  # conversation ended at (nan: not answered, or still talking)
     entry_outcome: np.ndarray
     # Per group, cumulative (available_s, busy_s) at each sample time.
     sample_times: np.ndarray
@@ -118,6 +119,9 @@ class Simulation:
                 self.router.register_agent(
                     AgentProfile(agent_id, group=g.group, skills=g.skills, queues=g.queues)
                 )
+        self._handle_scale = [q.handle_scale for q in scenario.queues]
+        self._patience_scale = [q.patience_scale for q in scenario.queues]
+        self._scale_step = [q.arrival_interval_s for q in scenario.queues]
         self._p_no_answer = [g.no_answer_probability for g in scenario.agents]
         self._has_delay = [
             not (isinstance(g.answer_delay, Fixed) and g.answer_delay.mean == 0.0) for g in scenario.agents
@@ -130,6 +134,7 @@ class Simulation:
         self.e_offered: list[float] = []
         self.e_answered: list[float] = []
         self.e_left: list[float] = []
+        self.e_ended: list[float] = []
         self.e_outcome: list[int] = []
         self.call_entry: dict[str, int] = {}
         self.offer_token: dict[str, int] = {}
@@ -194,6 +199,7 @@ class Simulation:
         prios = [q.priority for q in queues]
         e_queue, e_arrived, e_offered = self.e_queue, self.e_arrived, self.e_offered
         e_answered, e_left, e_outcome = self.e_answered, self.e_left, self.e_outcome
+        e_ended = self.e_ended
         call_entry, offer_token = self.call_entry, self.offer_token
         patience = self.patience
         push = self._push
@@ -225,9 +231,12 @@ class Simulation:
                 e_offered.append(math.nan)
                 e_answered.append(math.nan)
                 e_left.append(math.nan)
+                e_ended.append(math.nan)
                 e_outcome.append(PENDING)
                 offer_token[call_id] = 0
                 tau = patience[qi].next()  # type: ignore[index]
+                if self._patience_scale[qi] is not None:  # type: ignore[index]
+                    tau *= self._scaled(qi, t, self._patience_scale[qi])  # type: ignore[arg-type,index]
                 apply(handle(CallArrived(t, call_id, names[qi], priority=prios[qi])), t)  # type: ignore[index]
                 # A caller put through at once never gets to hang up while waiting.
                 if tau != math.inf and e_outcome[entry] == PENDING:
@@ -238,6 +247,7 @@ class Simulation:
                     agent_id = self._ringing[call_id]  # type: ignore[index]
                     self._answer(call_id, agent_id, t)  # type: ignore[arg-type]
             elif kind == END:
+                e_ended[call_entry[a]] = t  # type: ignore[index]
                 apply(handle(CallEnded(t, a)), t)  # type: ignore[arg-type]
             elif kind == PATIENCE:
                 entry = call_entry.get(a)  # type: ignore[arg-type]
@@ -309,7 +319,16 @@ class Simulation:
         self.e_outcome[entry] = ANSWERED
         self._apply(self.router.handle(CallAnswered(t, call_id, agent_id)), t)
         qi = self.e_queue[entry]
-        self._push(t + self.handle[qi].next(), END, call_id, None)
+        talk = self.handle[qi].next()
+        scale = self._handle_scale[qi]
+        if scale is not None:
+            talk *= self._scaled(qi, self.e_arrived[entry], scale)
+        self._push(t + talk, END, call_id, None)
+
+    def _scaled(self, qi: int, arrived: float, means: tuple[float, ...]) -> float:
+        """The mean for a call arriving at ``arrived``: its forecast interval's."""
+        k = int(arrived // self._scale_step[qi])
+        return means[k if k < len(means) else -1]
 
     def _on_record(self, rec: CallRecord) -> None:
         """Follow a call the router moved into another queue: it opens a new entry."""
@@ -328,6 +347,7 @@ class Simulation:
         self.e_offered.append(math.nan)
         self.e_answered.append(math.nan)
         self.e_left.append(math.nan)
+        self.e_ended.append(math.nan)
         self.e_outcome.append(PENDING)
 
     def _shift(self, ids: list[str], action: int, t: float) -> None:
@@ -372,6 +392,7 @@ class Simulation:
             entry_offered=np.asarray(self.e_offered),
             entry_answered=np.asarray(self.e_answered),
             entry_left=np.asarray(self.e_left),
+            entry_ended=np.asarray(self.e_ended),
             entry_outcome=np.asarray(self.e_outcome, dtype=np.int64),
             sample_times=np.asarray([s[0] for s in samples]),
             group_available=np.asarray([s[1] for s in samples]),

@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from acd.durations import parse_duration
 from acd.errors import InputError
 from acd.events import OverflowAction
@@ -79,6 +77,10 @@ class QueueModel:
     handle_time: Distribution
     patience: Distribution
     priority: int
+    # Per arrival interval, the mean to scale a unit-mean distribution by (from a
+    # forecast's aht_s / patience_s columns); None: the distribution is used as it is.
+    handle_scale: tuple[float, ...] | None = None
+    patience_scale: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,29 @@ def _distribution(r: _Reader | None, where: str, *, allow_never: bool = False, b
     return dist
 
 
+def _per_interval(
+    q: _Reader, key: str, means: tuple[float, ...] | None, *, base: Path, allow_never: bool
+) -> tuple[Distribution, tuple[float, ...] | None]:
+    """A duration distribution whose mean may come from the forecast, interval by interval.
+
+    Omitted entirely, or given without a ``mean`` (e.g. ``{ dist = "lognormal", cv = 0.8 }``),
+    with a forecast column at hand: the shape is the one given (exponential if none) and
+    the mean follows the forecast's interval. With a ``mean``, it is used as given.
+    """
+    table = q.table(key, None)
+    if means is not None and (
+        table is None or (not table.has("mean") and table.raw("dist", "exponential") != "none")
+    ):
+        kind = "exponential" if table is None else table.raw("dist", "exponential")
+        if kind not in ("exponential", "lognormal", "gamma"):
+            raise InputError(q.at(f"{key}.mean"), f"is required for a {kind!r} distribution")
+        unit = _Reader({**(table.data if table else {}), "mean": 1.0}, q.at(key))
+        return _distribution(unit, q.at(key), base=base), means
+    if table is None and not allow_never:
+        raise InputError(q.at(key), "is required (or use a forecast with aht_s)")
+    return _distribution(table, q.at(key), allow_never=allow_never, base=base), None
+
+
 def _positive(r: _Reader, key: str) -> float:
     value = r.duration(key)
     if not value > 0:
@@ -317,7 +342,8 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
     if arrivals.has("rate_per_hour"):
         rates: tuple[float, ...] = (arrivals.number("rate_per_hour") / 3600.0,)
         arrival_interval = duration
-        forecast_aht = None
+        aht_means: tuple[float, ...] | None = None
+        patience_means: tuple[float, ...] | None = None
     else:
         path = base / arrivals.text("forecast")
         try:
@@ -327,17 +353,11 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
             raise InputError(arrivals.at("forecast"), f"cannot read {path}: {exc.strerror}") from None
         rates = tuple((fc.calls / fc.interval_s).tolist())
         arrival_interval = fc.interval_s
-        forecast_aht = float(np.average(fc.aht_s, weights=fc.calls)) if fc.calls.sum() > 0 else None
+        aht_means = tuple(fc.aht_s.tolist())
+        patience_means = None if fc.patience_s is None else tuple(fc.patience_s.tolist())
     arrivals.done()
-    ht = q.table("handle_time", None)
-    if ht is None and forecast_aht is None:
-        raise InputError(q.at("handle_time"), "is required (or use a forecast with aht_s)")
-    handle = (
-        Exponential(forecast_aht)
-        if ht is None and forecast_aht
-        else _distribution(ht, q.at("handle_time"), base=base)
-    )
-    patience = _distribution(q.table("patience", None), q.at("patience"), allow_never=True, base=base)
+    handle, handle_scale = _per_interval(q, "handle_time", aht_means, base=base, allow_never=False)
+    patience, patience_scale = _per_interval(q, "patience", patience_means, base=base, allow_never=True)
     skills = q.levels("skills", {name: 0.0})
     overflow = None
     ov = q.table("overflow", None)
@@ -393,6 +413,8 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
         handle_time=handle,
         patience=patience,
         priority=priority,
+        handle_scale=handle_scale,
+        patience_scale=patience_scale,
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from acd.errors import InputError
 from ccd.cli import main
+from sim.engine import Simulation
 from sim.scenario import load_scenario
 from sim.workload import Empirical, Gamma, LogNormal, Never
 
@@ -141,3 +143,32 @@ def test_cli_table_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert err.count("\n") == 1 and "--replications" in err
     assert main(["simulate", str(tmp_path / "missing.toml")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_forecast_drives_handle_time_and_patience_per_interval(tmp_path: Path) -> None:
+    (tmp_path / "fc.csv").write_text(
+        "interval_start,calls,aht_s,patience_s\n08:00,400,60,30\n09:00,400,600,3000\n"
+    )
+    text = (
+        BASE.replace("{ rate_per_hour = 30 }", '{ forecast = "fc.csv" }')
+        .replace(
+            'handle_time = { dist = "exponential", mean = "60s" }',
+            'handle_time = { dist = "lognormal", cv = 0.5 }',
+        )
+        .replace('duration = "1h"', 'duration = "2h"')
+        .replace("count = 2", "count = 200")
+    )
+    sc = load_scenario(write(tmp_path, text))
+    q = sc.queues[0]
+    assert q.handle_scale == (60.0, 600.0) and q.patience_scale == (30.0, 3000.0)
+    assert isinstance(q.handle_time, LogNormal) and q.handle_time.mean == 1.0
+    log = Simulation(sc, 3).run()
+    talk = log.entry_ended - log.entry_answered
+    first = (log.entry_arrived < 3600) & ~np.isnan(talk)
+    second = (log.entry_arrived >= 3600) & ~np.isnan(talk)
+    # ~400 calls each; lognormal cv 0.5: the sample mean is within 4 standard errors.
+    assert abs(talk[first].mean() - 60) < 4 * 0.5 * 60 / np.sqrt(first.sum())
+    assert abs(talk[second].mean() - 600) < 4 * 0.5 * 600 / np.sqrt(second.sum())
+    # A mean given explicitly wins over the forecast.
+    fixed = load_scenario(write(tmp_path, text.replace("cv = 0.5 }", 'cv = 0.5, mean = "2m" }')))
+    assert fixed.queues[0].handle_scale is None and fixed.queues[0].handle_time.mean == 120.0
