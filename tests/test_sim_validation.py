@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from acd.erlang import erlang_a_kpis, erlang_c_kpis
@@ -145,3 +147,69 @@ def test_same_seed_same_results_whatever_the_jobs() -> None:
     assert again == one
     other = run_replications(sc, replications=3, jobs=1, seed=99)
     assert other["queues"]["q"]["offered"] != one["queues"]["q"]["offered"]
+
+
+@st.composite
+def random_scenarios(draw: st.DrawFn) -> Scenario:
+    """Small but busy centres with everything switched on: shifts and breaks, agents
+    who do not answer, ring times, relaxation, overflow between queues, priorities."""
+    queues = []
+    for q in range(draw(st.integers(1, 3))):
+        queue: dict[str, Any] = {
+            "name": f"q{q}",
+            "arrivals": {"rate_per_hour": draw(st.sampled_from([30, 120, 400]))},
+            "handle_time": {
+                "dist": draw(st.sampled_from(["exponential", "lognormal"])),
+                "mean": 120,
+                "cv": 0.7,
+            },
+            "skills": {f"s{q}": draw(st.sampled_from([0.0, 0.5]))},
+            "priority": draw(st.integers(0, 2)),
+            "wrap_up": draw(st.sampled_from([0, 10])),
+        }
+        if queue["handle_time"]["dist"] == "exponential":
+            del queue["handle_time"]["cv"]
+        if draw(st.booleans()):
+            queue["patience"] = {"dist": "exponential", "mean": draw(st.sampled_from([30, 120]))}
+        if draw(st.booleans()) and queue["skills"][f"s{q}"] > 0:
+            queue["relaxation"] = [{"after": "20s", "min_levels": {f"s{q}": 0.0}}]
+        if q > 0 and draw(st.booleans()):
+            queue["max_wait"] = "60s"
+            queue["overflow"] = {"action": "queue", "target": "q0"}
+        queues.append(queue)
+    agents = []
+    for g in range(draw(st.integers(1, 3))):
+        agents.append(
+            {
+                "group": f"g{g}",
+                "count": draw(st.integers(1, 8)),
+                "skills": {f"s{q}": draw(st.sampled_from([0.3, 0.6, 1.0])) for q in range(len(queues))},
+                "answer_delay": {"dist": "fixed", "mean": draw(st.sampled_from([0, 3]))},
+                "no_answer_probability": draw(st.sampled_from([0.0, 0.2])),
+                "shifts": [{"start": "0h", "end": "1h30m", "breaks": [{"start": "30m", "duration": "10m"}]}],
+            }
+        )
+    data = {
+        "simulation": {"duration": "2h", "seed": draw(st.integers(0, 1000)), "interval": "30m"},
+        "agents": agents,
+        "queues": queues,
+    }
+    return parse_scenario(data, source="random", base=Path("."))
+
+
+@settings(max_examples=25, deadline=None)
+@given(random_scenarios())
+def test_random_scenarios_keep_their_books(sc: Scenario) -> None:
+    # The router raises on any inconsistency it is told about (an answer from an agent
+    # not ringing, an agent asked to do two things); here the books must balance too.
+    log = Simulation(sc, sc.seed).run()
+    out = summarise(log, sc)
+    for q in out["queues"].values():
+        assert q["offered"] == q["answered"] + q["abandoned"] + q["overflowed"] + q["unresolved"]
+    answered = log.entry_outcome == 1
+    assert np.all(log.entry_answered[answered] >= log.entry_arrived[answered])
+    assert np.all(log.entry_offered[answered] <= log.entry_answered[answered])
+    ended = ~np.isnan(log.entry_ended)
+    assert np.all(log.entry_ended[ended] >= log.entry_answered[ended])
+    for g in out["groups"].values():
+        assert math.isnan(g["occupancy"]) or 0.0 <= g["occupancy"] <= 1.0 + 1e-9
