@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,9 @@ from acd.events import (
     CallOutcome,
     CallRecord,
     CancelOffer,
+    Command,
     ConnectToAgent,
+    Event,
     Overflow,
     OverflowAction,
 )
@@ -100,16 +103,15 @@ class Simulation:
             observers=[self._on_record] if self._needs_records() else [],
         )
         self.queue_index = {q.config.name: i for i, q in enumerate(scenario.queues)}
-        self.arrivals = [
-            poisson_arrivals(rng(), np.asarray(q.rates_per_s), q.arrival_interval_s).tolist()
-            for q in scenario.queues
-        ]
-        self.arrivals = [[t for t in times if t < scenario.duration_s] for times in self.arrivals]
+        self.arrivals: list[list[float]] = []
+        for q in scenario.queues:
+            times = poisson_arrivals(rng(), np.asarray(q.rates_per_s), q.arrival_interval_s)
+            self.arrivals.append(times[times < scenario.duration_s].tolist())
         self.handle = [Sampler(q.handle_time, rng()) for q in scenario.queues]
         self.patience = [Sampler(q.patience, rng()) for q in scenario.queues]
         self.agent_group: dict[str, int] = {}
         self.delay: list[Sampler] = []
-        self.no_answer: list[Sampler] = []
+        self.no_answer: list[_Uniform] = []
         for gi, g in enumerate(scenario.agents):
             self.delay.append(Sampler(g.answer_delay, rng()))
             self.no_answer.append(_Uniform(rng()))
@@ -126,7 +128,7 @@ class Simulation:
         self._has_delay = [
             not (isinstance(g.answer_delay, Fixed) and g.answer_delay.mean == 0.0) for g in scenario.agents
         ]
-        self._heap: list[tuple[float, int, int, object, object]] = []
+        self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         # Per entry (list-backed while running).
         self.e_queue: list[int] = []
@@ -151,7 +153,7 @@ class Simulation:
 
     # --- scheduling -------------------------------------------------------------------
 
-    def _push(self, t: float, kind: int, a: object = None, b: object = None) -> None:
+    def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (t, self._seq, kind, a, b))
 
@@ -219,14 +221,14 @@ class Simulation:
             events += 1
             if kind == ARRIVE:
                 qi, k = a, b
-                times = arrivals[qi]  # type: ignore[index]
-                if k + 1 < len(times):  # type: ignore[operator]
-                    push(times[k + 1], ARRIVE, qi, k + 1)  # type: ignore[index,operator]
+                times = arrivals[qi]
+                if k + 1 < len(times):
+                    push(times[k + 1], ARRIVE, qi, k + 1)
                 n_calls += 1
                 call_id = str(n_calls)
                 entry = len(e_queue)
                 call_entry[call_id] = entry
-                e_queue.append(qi)  # type: ignore[arg-type]
+                e_queue.append(qi)
                 e_arrived.append(t)
                 e_offered.append(math.nan)
                 e_answered.append(math.nan)
@@ -234,43 +236,43 @@ class Simulation:
                 e_ended.append(math.nan)
                 e_outcome.append(PENDING)
                 offer_token[call_id] = 0
-                tau = patience[qi].next()  # type: ignore[index]
-                if self._patience_scale[qi] is not None:  # type: ignore[index]
-                    tau *= self._scaled(qi, t, self._patience_scale[qi])  # type: ignore[arg-type,index]
-                apply(handle(CallArrived(t, call_id, names[qi], priority=prios[qi])), t)  # type: ignore[index]
+                tau = patience[qi].next()
+                if self._patience_scale[qi] is not None:
+                    tau *= self._scaled(qi, t, self._patience_scale[qi])
+                apply(handle(CallArrived(t, call_id, names[qi], priority=prios[qi])), t)
                 # A caller put through at once never gets to hang up while waiting.
                 if tau != math.inf and e_outcome[entry] == PENDING:
                     push(t + tau, PATIENCE, call_id, None)
             elif kind == ANSWER:
                 call_id, token = a, b
-                if offer_token.get(call_id) == token:  # type: ignore[arg-type]
-                    agent_id = self._ringing[call_id]  # type: ignore[index]
-                    self._answer(call_id, agent_id, t)  # type: ignore[arg-type]
+                if offer_token.get(call_id) == token:
+                    agent_id = self._ringing[call_id]
+                    self._answer(call_id, agent_id, t)
             elif kind == END:
-                e_ended[call_entry[a]] = t  # type: ignore[index]
-                apply(handle(CallEnded(t, a)), t)  # type: ignore[arg-type]
+                e_ended[call_entry[a]] = t
+                apply(handle(CallEnded(t, a)), t)
             elif kind == PATIENCE:
-                entry = call_entry.get(a)  # type: ignore[arg-type]
-                if entry is not None and e_outcome[entry] == PENDING and math.isnan(e_answered[entry]):
-                    e_outcome[entry] = ABANDONED
-                    e_left[entry] = t
-                    offer_token[a] = offer_token.get(a, 0) + 1  # type: ignore[index]
-                    self._ringing.pop(a, None)  # type: ignore[arg-type]
-                    apply(handle(CallerAbandoned(t, a)), t)  # type: ignore[arg-type]
+                waiting = call_entry.get(a)
+                if waiting is not None and e_outcome[waiting] == PENDING and math.isnan(e_answered[waiting]):
+                    e_outcome[waiting] = ABANDONED
+                    e_left[waiting] = t
+                    offer_token[a] = offer_token.get(a, 0) + 1
+                    self._ringing.pop(a, None)
+                    apply(handle(CallerAbandoned(t, a)), t)
             elif kind == RNA:
                 call_id, token = a, b
-                if offer_token.get(call_id) == token:  # type: ignore[arg-type]
-                    agent_id = self._ringing.pop(call_id)  # type: ignore[arg-type]
-                    offer_token[call_id] += 1  # type: ignore[index]
-                    apply(handle(AgentRingNoAnswer(t, agent_id, call_id)), t)  # type: ignore[arg-type]
+                if offer_token.get(call_id) == token:
+                    agent_id = self._ringing.pop(call_id)
+                    offer_token[call_id] += 1
+                    apply(handle(AgentRingNoAnswer(t, agent_id, call_id)), t)
                     gi = self.agent_group[agent_id]
                     push(t + self.scenario.agents[gi].rna_recovery_s, RECOVER, agent_id, None)
             elif kind == RECOVER:
-                snap = router.agent(a)  # type: ignore[arg-type]
+                snap = router.agent(a)
                 if snap.state is AgentState.PAUSED and snap.reason == router.rna_reason:
-                    apply(handle(AgentReady(t, a)), t)  # type: ignore[arg-type]
+                    apply(handle(AgentReady(t, a)), t)
             elif kind == SHIFT:
-                self._shift(a, b, t)  # type: ignore[arg-type]
+                self._shift(a, b, t)
             else:  # SAMPLE
                 self._sample(t)
                 if self._progress is not None:
@@ -278,7 +280,7 @@ class Simulation:
             deadline = router.next_deadline()
         self.events = events
 
-    def _apply(self, cmds: list[object], t: float) -> None:
+    def _apply(self, cmds: Sequence[Command], t: float) -> None:
         """Carry out the router's commands as the PBX would."""
         if not cmds:
             return
@@ -355,7 +357,7 @@ class Simulation:
         for agent_id in ids:
             state = router.agent(agent_id).state
             if action == LOG_IN:
-                event: object = (
+                event: Event = (
                     AgentLoggedIn(t, agent_id) if state is AgentState.LOGGED_OUT else AgentReady(t, agent_id)
                 )
             elif action in (BREAK, OFF):
@@ -366,7 +368,7 @@ class Simulation:
                 if state is AgentState.LOGGED_OUT:
                     continue
                 event = AgentReady(t, agent_id)
-            self._apply(router.handle(event), t)  # type: ignore[arg-type]
+            self._apply(router.handle(event), t)
 
     def _sample(self, t: float) -> None:
         avail, busy = [], []
