@@ -118,13 +118,23 @@ def _table(rows: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> str:
 
 def _html(result: dict[str, Any], scenario: Scenario) -> str:
     targets = {q.config.name: q.config.service_target_s for q in scenario.queues}
+    sl_goals = {q.config.name: q.sl_goal for q in scenario.queues if q.sl_goal is not None}
+    abandon_goals = {q.config.name: q.max_abandon for q in scenario.queues if q.max_abandon is not None}
+    occupancy_goals = {g.group: g.max_occupancy for g in scenario.agents if g.max_occupancy is not None}
     reps = result.get("replications", 1)
     plots = [
-        _plot(result, "queues", "service_level", "Service level (answered within target ÷ offered)"),
-        _plot(result, "queues", "p_abandon", "Abandonment (÷ offered)"),
+        _plot(
+            result,
+            "queues",
+            "service_level",
+            "Service level (answered within target ÷ offered)",
+            target=sl_goals,
+        ),
+        _plot(result, "queues", "p_abandon", "Abandonment (÷ offered)", target=abandon_goals),
         _plot(result, "queues", "mean_queue_length", "Mean number of callers waiting", percent=False),
-        _plot(result, "groups", "occupancy", "Agent occupancy"),
+        _plot(result, "groups", "occupancy", "Agent occupancy", target=occupancy_goals),
     ]
+    missed = _missed_goals(result, sl_goals, abandon_goals, occupancy_goals)
     targets_text = ", ".join(f"{html.escape(n)}: {t:g} s" for n, t in targets.items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ccd simulation: {html.escape(scenario.source)}</title>
@@ -141,8 +151,44 @@ Figures are means over replications; ± is the 95 % confidence half-width.</p>
 {_table(result["queues"], QUEUE_KEYS)}
 <h2>Agent groups</h2>
 {_table(result["groups"], ("occupancy",))}
+<h2>Goals</h2>
+{missed}
 <h2>Per interval</h2>
+<p>Dashed lines are the goals set in the scenario (sl_goal, max_abandon, max_occupancy).</p>
 {"".join(f"<figure>{p}</figure>" for p in plots)}
 <p>The same per-interval figures are in <a href="intervals.csv">intervals.csv</a>.</p>
 </body></html>
 """
+
+
+def _missed_goals(
+    result: dict[str, Any],
+    sl_goals: dict[str, float],
+    abandon_goals: dict[str, float],
+    occupancy_goals: dict[str, float],
+) -> str:
+    """One line per goal: met over the day or not, and the intervals that missed it."""
+    # (kind, goals, figure, label, True when the goal is a floor rather than a ceiling)
+    checks = [
+        ("queues", sl_goals, "service_level", "service level", True),
+        ("queues", abandon_goals, "p_abandon", "abandonment", False),
+        ("groups", occupancy_goals, "occupancy", "occupancy", False),
+    ]
+
+    def ok(value: float, goal: float, floor: bool) -> bool:
+        return value >= goal if floor else value <= goal
+
+    lines = []
+    for kind, goals, key, label, floor in checks:
+        for name, goal in goals.items():
+            day = result[kind][name][key]
+            bad = [
+                f"{int(s['start_s'] // 3600):02d}:{int(s['start_s'] % 3600 // 60):02d}"
+                for s in result["intervals"]
+                if not math.isnan(s[kind][name][key]) and not ok(s[kind][name][key], goal, floor)
+            ]
+            verdict = "met" if not math.isnan(day) and ok(day, goal, floor) else "<b>missed</b>"
+            where = f"; missed in {len(bad)} interval(s): {', '.join(bad)}" if bad else ""
+            figure = f"{label} {day * 100:.1f} % against {goal * 100:g} %"
+            lines.append(f"<li>{html.escape(name)} {figure}: {verdict}{where}</li>")
+    return f"<ul>{''.join(lines)}</ul>" if lines else "<p>No goals set in the scenario.</p>"

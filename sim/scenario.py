@@ -67,6 +67,7 @@ class AgentGroup:
     answer_delay: Distribution
     no_answer_probability: float
     rna_recovery_s: float
+    max_occupancy: float | None = None  # a goal the report checks, not a constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,9 @@ class QueueModel:
     # forecast's aht_s / patience_s columns); None: the distribution is used as it is.
     handle_scale: tuple[float, ...] | None = None
     patience_scale: tuple[float, ...] | None = None
+    # Goals the report draws and checks (they do not change the simulation).
+    sl_goal: float | None = None
+    max_abandon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +409,8 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
         ring_timeout_s=None if math.isnan(ring_timeout) else ring_timeout,
     )
     priority = q.integer("priority", 0, minimum=-1000)
+    sl_goal = q.number("sl_goal", maximum=1.0) if q.has("sl_goal") else None
+    max_abandon = q.number("max_abandon", maximum=1.0) if q.has("max_abandon") else None
     q.done()
     return QueueModel(
         config=config,
@@ -415,6 +421,8 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
         priority=priority,
         handle_scale=handle_scale,
         patience_scale=patience_scale,
+        sl_goal=sl_goal,
+        max_abandon=max_abandon,
     )
 
 
@@ -455,6 +463,7 @@ def _agents(a: _Reader, duration: float, base: Path, queue_names: list[str]) -> 
         answer_delay=answer_delay,
         no_answer_probability=a.number("no_answer_probability", 0.0, maximum=1.0),
         rna_recovery_s=a.duration("rna_recovery", "60s"),
+        max_occupancy=a.number("max_occupancy", maximum=1.0) if a.has("max_occupancy") else None,
     )
     a.done()
     return group_model

@@ -172,3 +172,18 @@ def test_forecast_drives_handle_time_and_patience_per_interval(tmp_path: Path) -
     # A mean given explicitly wins over the forecast.
     fixed = load_scenario(write(tmp_path, text.replace("cv = 0.5 }", 'cv = 0.5, mean = "2m" }')))
     assert fixed.queues[0].handle_scale is None and fixed.queues[0].handle_time.mean == 120.0
+
+
+def test_report_checks_the_scenarios_goals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = BASE.replace('name = "q"', 'name = "q"\nsl_goal = 0.999\nmax_abandon = 0.5').replace(
+        "count = 2", "count = 2\nmax_occupancy = 0.9"
+    )
+    sc = load_scenario(write(tmp_path, text))
+    assert sc.queues[0].sl_goal == 0.999 and sc.agents[0].max_occupancy == 0.9
+    assert main(["simulate", str(tmp_path / "s.toml"), "--report", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "q service level" in page and "against 99.9 %" in page and "against 50 %" in page
+    assert "g occupancy" in page
+    with pytest.raises(InputError, match=r"queues\[0\]\.sl_goal: 80 must be between 0 and 1"):
+        load_scenario(write(tmp_path, BASE.replace('name = "q"', 'name = "q"\nsl_goal = 80')))
