@@ -28,7 +28,6 @@ A queue requires by default the skill named like the queue (any proficiency);
 from __future__ import annotations
 
 import csv
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,10 +36,10 @@ from typing import Any
 
 from acd.durations import parse_duration
 from acd.errors import InputError
-from acd.events import OverflowAction
 from acd.forecast import parse_forecast
-from acd.policies import CALL_SELECTIONS, POLICIES
-from acd.queues import OverflowRule, QueueConfig, RelaxationStep
+from acd.policies import CALL_SELECTIONS
+from acd.queues import QueueConfig
+from acd.settings import TableReader, queue_config
 from sim.workload import Distribution, Empirical, Exponential, Fixed, Gamma, LogNormal, Never
 
 
@@ -118,96 +117,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(data, source=str(p), base=p.parent)
 
 
-class _Reader:
-    """Typed access to one TOML table that remembers which keys were used."""
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise InputError(where, "must be a table")
-        self.data = data
-        self.where = where
-        self.used: set[str] = set()
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str, default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise InputError(self.at(key), "is required")
-            return default
-        return self.data[key]
-
-    def duration(self, key: str, default: Any = ...) -> float:
-        value = self.raw(key, default)
-        if value is None:
-            return math.nan
-        return parse_duration(value, where=self.at(key))
-
-    def number(
-        self, key: str, default: Any = ..., *, minimum: float = 0.0, maximum: float = math.inf
-    ) -> float:
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(self.at(key), f"{value!r} is not a number")
-        if not minimum <= value <= maximum:
-            raise InputError(self.at(key), f"{value!r} must be between {minimum:g} and {maximum:g}")
-        return float(value)
-
-    def integer(self, key: str, default: Any = ..., *, minimum: int = 0) -> int:
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(self.at(key), f"{value!r} is not a whole number")
-        if value < minimum:
-            raise InputError(self.at(key), f"{value!r} must be at least {minimum}")
-        return value
-
-    def text(self, key: str, default: Any = ...) -> str:
-        value = self.raw(key, default)
-        if not isinstance(value, str) or not value:
-            raise InputError(self.at(key), f"{value!r} is not a non-empty string")
-        return value
-
-    def table(self, key: str, default: Any = ...) -> _Reader | None:
-        value = self.raw(key, default)
-        if value is None:
-            return None
-        return _Reader(value, self.at(key))
-
-    def tables(self, key: str) -> list[_Reader]:
-        value = self.raw(key, [])
-        if not isinstance(value, list):
-            raise InputError(self.at(key), "must be an array of tables ([[...]])")
-        return [_Reader(v, f"{self.at(key)}[{i}]") for i, v in enumerate(value)]
-
-    def levels(self, key: str, default: Any = ...) -> dict[str, float]:
-        value = self.raw(key, default)
-        if not isinstance(value, Mapping):
-            raise InputError(self.at(key), "must be a table of skill = level")
-        out = {}
-        for skill, level in value.items():
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 1:
-                raise InputError(f"{self.at(key)}.{skill}", f"{level!r} must be a proficiency in 0..1")
-            out[str(skill)] = float(level)
-        return out
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.raw(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InputError(self.at(key), "must be a list of strings")
-        return tuple(value)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise InputError(self.at(unknown[0]), "unknown key")
-
-
-def _distribution(r: _Reader | None, where: str, *, allow_never: bool = False, base: Path) -> Distribution:
+def _distribution(
+    r: TableReader | None, where: str, *, allow_never: bool = False, base: Path
+) -> Distribution:
     if r is None:
         if allow_never:
             return Never()
@@ -233,7 +145,7 @@ def _distribution(r: _Reader | None, where: str, *, allow_never: bool = False, b
 
 
 def _per_interval(
-    q: _Reader, key: str, means: tuple[float, ...] | None, *, base: Path, allow_never: bool
+    q: TableReader, key: str, means: tuple[float, ...] | None, *, base: Path, allow_never: bool
 ) -> tuple[Distribution, tuple[float, ...] | None]:
     """A duration distribution whose mean may come from the forecast, interval by interval.
 
@@ -248,21 +160,21 @@ def _per_interval(
         kind = "exponential" if table is None else table.raw("dist", "exponential")
         if kind not in ("exponential", "lognormal", "gamma"):
             raise InputError(q.at(f"{key}.mean"), f"is required for a {kind!r} distribution")
-        unit = _Reader({**(table.data if table else {}), "mean": 1.0}, q.at(key))
+        unit = TableReader({**(table.data if table else {}), "mean": 1.0}, q.at(key))
         return _distribution(unit, q.at(key), base=base), means
     if table is None and not allow_never:
         raise InputError(q.at(key), "is required (or use a forecast with aht_s)")
     return _distribution(table, q.at(key), allow_never=allow_never, base=base), None
 
 
-def _positive(r: _Reader, key: str) -> float:
+def _positive(r: TableReader, key: str) -> float:
     value = r.duration(key)
     if not value > 0:
         raise InputError(r.at(key), "must be longer than 0")
     return value
 
 
-def _durations_csv(r: _Reader, base: Path) -> tuple[float, ...]:
+def _durations_csv(r: TableReader, base: Path) -> tuple[float, ...]:
     name = r.text("file")
     path = base / name
     values: list[float] = []
@@ -295,7 +207,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str, base: Path) -> Scena
 
 
 def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
-    top = _Reader(data, "")
+    top = TableReader(data, "")
     if top.has("campaigns"):
         raise InputError("campaigns", "outbound campaigns are not simulated yet (issue 6)")
     sim = top.table("simulation")
@@ -337,7 +249,7 @@ def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
     )
 
 
-def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
+def _queue(q: TableReader, base: Path, duration: float) -> QueueModel:
     name = q.text("name")
     arrivals = q.table("arrivals")
     assert arrivals is not None
@@ -362,52 +274,7 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
     arrivals.done()
     handle, handle_scale = _per_interval(q, "handle_time", aht_means, base=base, allow_never=False)
     patience, patience_scale = _per_interval(q, "patience", patience_means, base=base, allow_never=True)
-    skills = q.levels("skills", {name: 0.0})
-    overflow = None
-    ov = q.table("overflow", None)
-    if ov is not None:
-        action_name = ov.text("action")
-        try:
-            action = OverflowAction(action_name)
-        except ValueError:
-            known = ", ".join(a.value for a in OverflowAction)
-            raise InputError(ov.at("action"), f"unknown action {action_name!r} (known: {known})") from None
-        target = ov.text("target") if ov.has("target") else None
-        ov.done()
-        overflow = OverflowRule(action, target)
-    relaxation = []
-    for step in q.tables("relaxation"):
-        relaxation.append(
-            RelaxationStep(
-                after_s=step.duration("after"),
-                min_levels=step.levels("min_levels", {}),
-                drop_skills=step.strings("drop_skills"),
-                add_groups=step.strings("add_groups"),
-            )
-        )
-        step.done()
-    policy = q.text("policy", "longest_idle")
-    if policy not in POLICIES:
-        raise InputError(q.at("policy"), f"unknown policy {policy!r} (known: {', '.join(sorted(POLICIES))})")
-    max_wait = q.duration("max_wait", None)
-    max_length = q.integer("max_length", None) if q.has("max_length") else None
-    # The simulated PBX reports ring-no-answer itself, so the router's back-stop is off
-    # unless asked for ("none" or a duration).
-    ring_timeout = math.nan if q.raw("ring_timeout", "none") == "none" else q.duration("ring_timeout")
-    config = QueueConfig(
-        name=name,
-        skills=skills,
-        service_target_s=q.duration("service_target", "20s"),
-        max_wait_s=None if math.isnan(max_wait) else max_wait,
-        max_length=max_length,
-        overflow=overflow,
-        wrap_up_s=q.duration("wrap_up", 0.0),
-        policy=policy,
-        relaxation=tuple(relaxation),
-        groups=q.strings("groups"),
-        short_abandon_s=q.duration("short_abandon", "5s"),
-        ring_timeout_s=None if math.isnan(ring_timeout) else ring_timeout,
-    )
+    config = queue_config(q, name, ring_timeout_default="none")
     priority = q.integer("priority", 0, minimum=-1000)
     sl_goal = q.number("sl_goal", maximum=1.0) if q.has("sl_goal") else None
     max_abandon = q.number("max_abandon", maximum=1.0) if q.has("max_abandon") else None
@@ -426,7 +293,7 @@ def _queue(q: _Reader, base: Path, duration: float) -> QueueModel:
     )
 
 
-def _agents(a: _Reader, duration: float, base: Path, queue_names: list[str]) -> AgentGroup:
+def _agents(a: TableReader, duration: float, base: Path, queue_names: list[str]) -> AgentGroup:
     group = a.text("group")
     count = a.integer("count", minimum=1)
     skills = a.levels("skills")
