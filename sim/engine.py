@@ -51,7 +51,7 @@ from acd.events import (
 )
 from acd.router import Router
 from sim.scenario import Scenario
-from sim.workload import Fixed, Sampler, poisson_arrivals
+from sim.workload import Fixed, Sampler, Uniform, poisson_arrivals
 
 RNA_AFTER_S = 15.0  # how long the simulated PBX rings an agent who will not answer
 
@@ -111,10 +111,10 @@ class Simulation:
         self.patience = [Sampler(q.patience, rng()) for q in scenario.queues]
         self.agent_group: dict[str, int] = {}
         self.delay: list[Sampler] = []
-        self.no_answer: list[_Uniform] = []
+        self.no_answer: list[Uniform] = []
         for gi, g in enumerate(scenario.agents):
             self.delay.append(Sampler(g.answer_delay, rng()))
-            self.no_answer.append(_Uniform(rng()))
+            self.no_answer.append(Uniform(rng()))
             for k in range(g.count):
                 agent_id = f"{g.group}-{k + 1}"
                 self.agent_group[agent_id] = gi
@@ -402,24 +402,3 @@ class Simulation:
             end_s=end,
             events=self.events,
         )
-
-
-class _Uniform:
-    """Block-drawn uniform numbers for Bernoulli trials."""
-
-    __slots__ = ("_buf", "_i", "_rng")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = 0
-
-    def below(self, p: float) -> bool:
-        if p <= 0.0:
-            return False
-        if self._i >= len(self._buf):
-            self._buf = self._rng.random(4096).tolist()
-            self._i = 0
-        v = self._buf[self._i]
-        self._i += 1
-        return v < p

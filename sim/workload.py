@@ -113,6 +113,28 @@ class Sampler:
         return v
 
 
+class Uniform:
+    """Block-drawn uniform numbers for Bernoulli trials (does this agent answer?)."""
+
+    __slots__ = ("_buf", "_i", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def below(self, p: float) -> bool:
+        """True with probability ``p``; draws nothing when ``p`` is 0."""
+        if p <= 0.0:
+            return False
+        if self._i >= len(self._buf):
+            self._buf = self._rng.random(4096).tolist()
+            self._i = 0
+        v = self._buf[self._i]
+        self._i += 1
+        return v < p
+
+
 def poisson_arrivals(
     rng: np.random.Generator, rates_per_s: FloatArray, interval_s: float, start: float = 0.0
 ) -> FloatArray:
