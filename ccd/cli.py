@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from acd.errors import InputError
-from ccd import simulate_command, staff_command
+from ccd import pbx_command, serve_command, simulate_command, staff_command
 
 EXIT_BAD_INPUT = 2
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     staff_command.add_parser(sub)
     simulate_command.add_parser(sub)
+    serve_command.add_parser(sub)
+    pbx_command.add_parser(sub)
     return parser
 
 

@@ -77,7 +77,7 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
     except ValueError:
         if host != "localhost":
             raise InputError(where, f"{host!r} is not an IP address") from None
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:  # 0: any free port
         raise InputError(where, f"port {port} is out of range")
     return host, port
 

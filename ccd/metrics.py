@@ -1,0 +1,112 @@
+"""Prometheus metrics of the live service (names per DESIGN §5, prefix ``ccd_``).
+
+Counters and histograms are fed as things happen (call records, AMI actions, routing
+decisions); gauges that describe the present (agents by state, calls waiting,
+service level per window) are read from the router at scrape time by a collector,
+so they can never drift from what the router believes. Labels stay low-cardinality:
+queue, state, window, outcome, action, never a call id or a caller's number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from acd.agents import AgentState
+from acd.events import CallOutcome, CallRecord
+from acd.router import Router
+
+WINDOWS = ("15m", "1h", "today")
+# Waits from sub-second to ten minutes: where service targets (10-60 s) sit, the
+# buckets are dense enough to read a service level off the histogram.
+WAIT_BUCKETS = (0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+DECISION_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2)
+
+
+class Metrics:
+    def __init__(self, router_of: Callable[[], Router | None]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.offered = Counter("ccd_calls_offered", "Calls that entered a queue", ["queue"], registry=r)
+        self.answered = Counter("ccd_calls_answered", "Calls answered by an agent", ["queue"], registry=r)
+        self.abandoned = Counter(
+            "ccd_calls_abandoned", "Callers who hung up before an answer", ["queue"], registry=r
+        )
+        self.overflowed = Counter("ccd_calls_overflowed", "Calls sent out of a queue", ["queue"], registry=r)
+        self.wait = Histogram(
+            "ccd_call_wait_seconds",
+            "Wait in queue until answer or abandon",
+            ["queue", "outcome"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.decision = Histogram(
+            "ccd_routing_decision_seconds",
+            "Time the router took to handle one event (decision latency, no IO)",
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.handoff = Histogram(
+            "ccd_handoff_to_action_seconds",
+            "From receiving an AMI event to writing the action it caused",
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.ami_connected = Gauge("ccd_ami_connected", "1 while logged in to Asterisk", registry=r)
+        self.ami_reconnects = Counter("ccd_ami_reconnects", "Reconnections to Asterisk", registry=r)
+        self.ami_events = Counter("ccd_ami_events", "AMI events received", registry=r)
+        self.ami_malformed = Counter("ccd_ami_malformed_events", "AMI events ccd could not use", registry=r)
+        self.ami_actions = Counter("ccd_ami_actions", "AMI actions sent", ["action", "result"], registry=r)
+        self.resyncs = Counter("ccd_resyncs", "State reconciliations after a (re)connect", registry=r)
+        r.register(_RouterCollector(router_of))
+
+    def on_record(self, rec: CallRecord) -> None:
+        """Router observer: one call leaving one queue."""
+        if rec.outcome is CallOutcome.ANSWERED:
+            self.answered.labels(rec.queue).inc()
+            self.wait.labels(rec.queue, "answered").observe(rec.wait_s)
+        elif rec.outcome is CallOutcome.ABANDONED:
+            self.abandoned.labels(rec.queue).inc()
+            self.wait.labels(rec.queue, "abandoned").observe(rec.wait_s)
+        elif rec.outcome is CallOutcome.OVERFLOWED:
+            self.overflowed.labels(rec.queue).inc()
+
+
+class _RouterCollector(Collector):
+    def __init__(self, router_of: Callable[[], Router | None]) -> None:
+        self._router_of = router_of
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        router = self._router_of()
+        if router is None:
+            return
+        agents = GaugeMetricFamily("ccd_agents", "Agents by state", labels=["state"])
+        for state, n in router.agents_by_state().items():
+            if state is not AgentState.LOGGED_OUT or n:
+                agents.add_metric([state.value], n)
+        yield agents
+        waiting = GaugeMetricFamily("ccd_queue_waiting_calls", "Calls waiting now", labels=["queue"])
+        longest = GaugeMetricFamily(
+            "ccd_queue_longest_wait_seconds", "Wait of the oldest waiting call", labels=["queue"]
+        )
+        sl = GaugeMetricFamily(
+            "ccd_service_level",
+            "Answered within target / offered, over a window",
+            labels=["queue", "window"],
+        )
+        asa = GaugeMetricFamily(
+            "ccd_average_speed_of_answer_seconds", "Mean wait of answered calls", labels=["queue", "window"]
+        )
+        abandon = GaugeMetricFamily("ccd_abandon_rate", "Abandoned / offered", labels=["queue", "window"])
+        for name in router.queue_names:
+            waiting.add_metric([name], router.waiting_count(name))
+            longest.add_metric([name], router.longest_waiting_s(name))
+            for window in WINDOWS:
+                w = router.queue_stats(name, window)
+                sl.add_metric([name, window], w.service_level)
+                asa.add_metric([name, window], w.asa_s)
+                abandon.add_metric([name, window], w.abandon_rate)
+        yield from (waiting, longest, sl, asa, abandon)

@@ -1,0 +1,181 @@
+"""``ccd serve``: the live ACD, against a real Asterisk or the built-in simulated one.
+
+``ccd serve --config config/ccd.toml`` connects to the Asterisk of the config.
+``ccd serve --demo`` starts the simulated Asterisk in the same process with the
+embedded demo scenario (callers arrive, wait, give up; agents answer and talk) and
+routes its calls exactly as it would a real PBX's: over TCP, through AMI. A status
+line every few seconds shows the calls moving; ``/metrics`` shows the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from acd.agents import AgentProfile, AgentState
+from acd.durations import parse_duration
+from acd.errors import InputError
+from ccd.config import AgentSettings, AmiSettings, ServiceConfig, load_config, parse_listen
+from ccd.http import build_app
+from ccd.service import AcdService
+from sim.ami_server import SimulatedAsterisk
+from sim.scenario import Scenario, load_scenario
+
+STATUS_EVERY_S = 5.0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the live ACD (HTTP API, metrics) against Asterisk or the simulated one",
+        description="Run the live ACD. With --demo, a simulated Asterisk runs in the same process and "
+        "feeds it calls over real AMI.",
+    )
+    p.add_argument("--config", metavar="FILE", help="service config (TOML), e.g. config/ccd.toml")
+    p.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:8080)")
+    p.add_argument("--demo", action="store_true", help="run against the built-in simulated Asterisk")
+    p.add_argument("--scenario", metavar="FILE", help="with --demo: the scenario to simulate")
+    p.add_argument("--speed", type=float, default=1.0, help="with --demo: run N times faster than real time")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="stop after this long (wall time)")
+    p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.set_defaults(run=run)
+
+
+def demo_config(scenario: Scenario, *, ami_port: int, secret: str, listen: tuple[str, int]) -> ServiceConfig:
+    """A service config matching a scenario: its queues, and its agents on persistent sessions."""
+    agents = []
+    for g in scenario.agents:
+        for k in range(g.count):
+            agent_id = f"{g.group}-{k + 1}"
+            agents.append(
+                AgentSettings(
+                    profile=AgentProfile(agent_id, group=g.group, skills=g.skills, queues=g.queues),
+                    device=f"PJSIP/{agent_id}",
+                    mode="session",
+                    auto_login=True,
+                )
+            )
+    token = os.environ.get("CCD_ADMIN_TOKEN", "")
+    return ServiceConfig(
+        source="demo",
+        listen_host=listen[0],
+        listen_port=listen[1],
+        ami=AmiSettings(host="127.0.0.1", port=ami_port, username="ccd", secret=secret, ping_interval_s=5.0),
+        tokens={token: "admin"} if len(token) >= 16 else {},
+        call_selection=scenario.call_selection,
+        queues=tuple(q.config for q in scenario.queues),
+        agents=tuple(agents),
+    )
+
+
+def _load_demo_scenario(path: str | None) -> Scenario:
+    if path is not None:
+        return load_scenario(path)
+    with resources.as_file(resources.files("ccd") / "demo.toml") as p:
+        return load_scenario(Path(p))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.demo == (args.config is not None):
+        raise InputError("ccd serve", "give either --config FILE or --demo")
+    if not args.demo and (args.scenario or args.speed != 1.0):
+        raise InputError("--scenario/--speed", "only apply with --demo")
+    if not 0 < args.speed <= 1000:
+        raise InputError("--speed", f"{args.speed} must be in (0, 1000]")
+    duration = None if args.duration is None else parse_duration(args.duration, where="--for")
+    listen = parse_listen(args.listen, "--listen") if args.listen else None
+    return asyncio.run(_serve(args, listen, duration))
+
+
+async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, duration: float | None) -> int:
+    pbx = None
+    if args.demo:
+        scenario = _load_demo_scenario(args.scenario)
+        secret = secrets.token_urlsafe(18)
+        pbx = SimulatedAsterisk(scenario, speed=args.speed, username="ccd", secret=secret, seed=scenario.seed)
+        await pbx.start()
+        config = demo_config(scenario, ami_port=pbx.port, secret=secret, listen=listen or ("127.0.0.1", 8080))
+    else:
+        config = load_config(args.config)
+        if listen is not None:
+            config = _with_listen(config, listen)
+    service = AcdService(config, speed=args.speed)
+    runner = web.AppRunner(build_app(service), access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, config.listen_host, config.listen_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise InputError(
+                "--listen", f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}"
+            ) from None
+        where = "the simulated Asterisk" if pbx else f"Asterisk at {config.ami.host}:{config.ami.port}"
+        print(
+            f"ccd serve: http://{config.listen_host}:{config.listen_port} "
+            f"(/metrics, /api/queues, /api/agents); connecting to {where}",
+            flush=True,
+        )
+        await service.start()
+        status = None if args.quiet else asyncio.create_task(_status(service))
+        started = time.monotonic()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+        if status is not None:
+            status.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status
+        print(f"ccd serve: stopping after {time.monotonic() - started:.0f} s", flush=True)
+        if not args.quiet:
+            print(_status_line(service), flush=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await service.stop()
+        await runner.cleanup()
+        if pbx is not None:
+            await pbx.stop()
+    return 0
+
+
+def _with_listen(config: ServiceConfig, listen: tuple[str, int]) -> ServiceConfig:
+    return replace(config, listen_host=listen[0], listen_port=listen[1])
+
+
+def _status_line(service: AcdService) -> str:
+    router = service.router
+    parts = []
+    for q in router.queue_names:
+        w = router.queue_stats(q, "today")
+        sl = "-" if w.offered == 0 else f"{w.service_level:.0%}"
+        parts.append(
+            f"{q}: {w.offered} in, {w.answered} answered, {w.abandoned} abandoned, "
+            f"{router.waiting_count(q)} waiting, SL {sl}"
+        )
+    states = router.agents_by_state()
+    agents = ", ".join(f"{n} {s.value}" for s, n in states.items() if n and s is not AgentState.LOGGED_OUT)
+    link = "AMI up" if service.ami.connected else "AMI down"
+    clock = time.strftime("%H:%M:%S", time.localtime(service.clock.now()))
+    return f"[{clock}] {link} | " + " | ".join(parts) + f" | agents: {agents or 'none logged in'}"
+
+
+async def _status(service: AcdService) -> None:
+    while True:
+        await asyncio.sleep(STATUS_EVERY_S)
+        print(_status_line(service), file=sys.stdout, flush=True)

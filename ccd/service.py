@@ -1,0 +1,387 @@
+"""The live ACD: AMI events in, router decisions out, on one asyncio loop.
+
+This is only a driver. ``telephony.CallTracker`` turns AMI events into domain events,
+``acd.Router`` decides, and the tracker turns the router's commands back into AMI
+actions; this module moves them between the AMI connection, the router's timers, the
+REST API and the metrics. Everything touching the router runs on the loop's thread, so
+the router needs no locks.
+
+Time: the router runs on a *service clock*, epoch seconds scaled by ``speed`` (1 in
+production; a demo against the simulated Asterisk may run 10x faster, and the
+simulated Asterisk then runs at the same speed).
+
+Never strand a caller: after every (re)connection the service reconciles the router
+with the channels Asterisk really has (``CoreShowChannels`` and ``Status``); a call
+taken back from an agent is put back on hold; at shutdown every waiting caller is
+sent to the dialplan's fallback and the heartbeat is withdrawn so that Asterisk stops
+handing calls to a ccd that is going away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from acd.agents import AgentState, IllegalTransitionError
+from acd.errors import RouterError
+from acd.events import (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentReady,
+    CallArrived,
+    CallRecord,
+    CallTransferred,
+    CancelOffer,
+    Command,
+    Event,
+)
+from acd.router import CallState, Router
+from ccd.config import AgentSettings, ServiceConfig
+from ccd.metrics import Metrics
+from telephony.ami import AmiActionError, AmiClient, AmiError
+from telephony.calls import CallTracker
+
+log = logging.getLogger("ccd.service")
+
+HEARTBEAT_EVERY_S = 10.0  # wall seconds; the dialplan gives up on ccd after 30 s of silence
+
+
+class ServiceError(Exception):
+    """A request the service cannot carry out (unknown agent, wrong state...)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ServiceClock:
+    """Epoch seconds, run ``speed`` times faster than the wall clock."""
+
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._origin = time.time()
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return self._origin + (time.monotonic() - self._t0) * self.speed
+
+    def wall_delay(self, virtual_s: float) -> float:
+        return max(0.0, virtual_s / self.speed)
+
+
+class AcdService:
+    def __init__(self, config: ServiceConfig, *, speed: float = 1.0) -> None:
+        self.config = config
+        self.clock = ServiceClock(speed)
+        self.metrics = Metrics(lambda: self.router)
+        # The last calls to leave a queue, for the API and for tests to read back.
+        self.recent: deque[CallRecord] = deque(maxlen=1000)
+        self.router = Router(
+            config.queues,
+            start=self.clock.now(),
+            call_selection=config.call_selection,
+            observers=[self.metrics.on_record, self.recent.append],
+        )
+        self.tracker = CallTracker(ring_timeout_s=config.ring_timeout_s, max_hold_s=config.max_hold_s)
+        self.agents: dict[str, AgentSettings] = {}
+        for a in config.agents:
+            self.agents[a.profile.agent_id] = a
+            self.router.register_agent(a.profile)
+            self.tracker.set_agent(a.profile.agent_id, mode=a.mode, device=a.device)
+        self.login_status: dict[str, str] = {}  # agent -> "pending" | "failed: ..." while not in
+        self._login_actions: dict[str, str] = {}  # originate ActionID -> agent
+        self._login_seq = itertools.count(1)
+        self.ami = AmiClient(
+            host=config.ami.host,
+            port=config.ami.port,
+            username=config.ami.username,
+            secret=config.ami.secret,
+            on_event=self._on_ami_event,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            ping_interval_s=config.ami.ping_interval_s,
+            action_timeout_s=config.ami.action_timeout_s,
+        )
+        self.ready = False  # connected and reconciled: /readyz
+        self.accepting = True
+        self._stopped = False
+        self.router_errors = 0
+        self._outbox: asyncio.Queue[tuple[Mapping[str, Any], float]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._sender(), name="ccd-ami-sender"),
+            asyncio.create_task(self._timers(), name="ccd-router-timers"),
+            asyncio.create_task(self._heartbeat(), name="ccd-heartbeat"),
+        ]
+        await self.ami.start()
+
+    async def stop(self) -> None:
+        """Graceful: no new calls, waiting callers to the fallback, decisions flushed, AMI closed."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.accepting = False
+        if self.ami.connected:
+            with contextlib.suppress(AmiError, asyncio.TimeoutError):
+                await self.ami.send(self.tracker.heartbeat_action(0))
+            for q in self.router.queue_names:
+                for call_id in self.router.waiting_calls(q):
+                    for action in self.tracker.fallback_actions(call_id):
+                        self._outbox.put_nowait((action, time.perf_counter()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drain(), 5.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.ami.close()
+
+    async def _drain(self) -> None:
+        while not self._outbox.empty() or not self._idle.is_set():
+            await asyncio.sleep(0.01)
+
+    # --- AMI in -----------------------------------------------------------------------
+
+    def _on_ami_event(self, msg: Mapping[str, Any]) -> None:
+        received = time.perf_counter()
+        self.metrics.ami_events.inc()
+        if msg.get("Event") == "OriginateResponse":
+            self._login_result(msg)
+        malformed = self.tracker.malformed
+        events = self.tracker.on_ami(msg, self.clock.now())
+        if self.tracker.malformed != malformed:
+            self.metrics.ami_malformed.inc(self.tracker.malformed - malformed)
+        for event in events:
+            if isinstance(event, CallArrived) and not self.accepting:
+                for action in self.tracker.fallback_actions(event.call_id):
+                    self._outbox.put_nowait((action, received))
+                continue
+            self._apply(event, received)
+
+    def _login_result(self, msg: Mapping[str, Any]) -> None:
+        agent = self._login_actions.pop(str(msg.get("ActionID", "")), None)
+        if agent is None:
+            return
+        if msg.get("Response") == "Success":
+            self.login_status[agent] = "pending"
+        else:
+            self.login_status[agent] = f"failed: reason {msg.get('Reason', '?')}"
+            self.tracker.login_failed(agent)
+            log.warning("agent %s: login call failed (OriginateResponse reason %s)", agent, msg.get("Reason"))
+
+    def _apply(self, event: Event, received: float) -> None:
+        """Hand one domain event to the router and queue the actions it decides."""
+        held_call = None
+        if isinstance(event, AgentLoggedOut):
+            held_call = self.router.agent(event.agent_id).call_id
+            self.login_status.pop(event.agent_id, None)
+        if isinstance(event, AgentLoggedIn):
+            self.login_status.pop(event.agent_id, None)
+        t0 = time.perf_counter()
+        try:
+            commands = self.router.handle(event)
+        except (RouterError, IllegalTransitionError, KeyError) as exc:
+            # The PBX and the router disagree (an event for an unknown agent, a late
+            # duplicate): log it and carry on; the next resync reconciles.
+            self.router_errors += 1
+            log.warning("event %s not applied: %s", type(event).__name__, exc)
+            return
+        self.metrics.decision.observe(time.perf_counter() - t0)
+        if isinstance(event, (CallArrived, CallTransferred)):
+            self.metrics.offered.labels(event.queue).inc()
+        self._execute(commands, received)
+        if held_call is not None:
+            snap = self.router.call(held_call)
+            # Cut off from their agent with nobody free: back on hold, not in a dead room.
+            if snap is not None and snap.state is CallState.WAITING:
+                for action in self.tracker.hold_actions(held_call):
+                    self._outbox.put_nowait((action, received))
+        self._wake.set()
+
+    def _execute(self, commands: Sequence[Command], received: float) -> None:
+        for cmd in commands:
+            if isinstance(cmd, CancelOffer) and self.router.call(cmd.call_id) is None:
+                continue
+            for action in self.tracker.actions_for(cmd):
+                self._outbox.put_nowait((action, received))
+
+    async def _sender(self) -> None:
+        """Send actions in order (Setvar before its Redirect), one at a time."""
+        while True:
+            action, received = await self._outbox.get()
+            self._idle.clear()
+            name = str(action.get("Action", "?"))
+            try:
+                if name.lower() == "originate":
+                    await self.ami.originate(action)
+                else:
+                    await self.ami.send(action)
+                self.metrics.handoff.observe(time.perf_counter() - received)
+                self.metrics.ami_actions.labels(name, "ok").inc()
+            except AmiActionError as exc:
+                # Mostly a channel gone while the action was on its way: its Hangup
+                # event tells the router; nothing to undo here.
+                self.metrics.ami_actions.labels(name, "error").inc()
+                log.info("%s refused: %s", name, exc)
+            except AmiError as exc:
+                self.metrics.ami_actions.labels(name, "failed").inc()
+                log.warning("%s not sent: %s", name, exc)
+            finally:
+                if self._outbox.empty():
+                    self._idle.set()
+
+    # --- connection -------------------------------------------------------------------
+
+    async def _on_connected(self) -> None:
+        """After every login: reconcile with what Asterisk really has, then go live."""
+        self.metrics.ami_connected.set(1)
+        self.metrics.resyncs.inc()
+        channels = await self.ami.send_list({"Action": "CoreShowChannels"})
+        details: list[Mapping[str, Any]] = []
+        for ch in channels:
+            if self.tracker.needs_status(ch):
+                with contextlib.suppress(AmiError):
+                    details.extend(
+                        await self.ami.send_list(
+                            {
+                                "Action": "Status",
+                                "Channel": ch["Channel"],
+                                "Variables": self.tracker.status_vars,
+                            }
+                        )
+                    )
+        received = time.perf_counter()
+        for event in self.tracker.resync(list(channels), details, self.clock.now()):
+            self._apply(event, received)
+        await self._send_heartbeat()
+        self.ready = True
+        for agent_id, a in self.agents.items():
+            if a.auto_login and self.router.agent(agent_id).state is AgentState.LOGGED_OUT:
+                self.login(agent_id)
+
+    def _on_disconnected(self) -> None:
+        self.ready = False
+        self.metrics.ami_connected.set(0)
+        self.metrics.ami_reconnects.inc()
+
+    async def _send_heartbeat(self) -> None:
+        # Asterisk's own clock (from the Pong) so that ccd and PBX clocks need not agree.
+        pong = await self.ami.send({"Action": "Ping"})
+        stamp = float(pong.get("Timestamp", 0) or 0) or time.time()
+        await self.ami.send(self.tracker.heartbeat_action(stamp))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            # The stamp is Asterisk's clock, which a demo runs `speed` times faster.
+            await asyncio.sleep(HEARTBEAT_EVERY_S / self.clock.speed)
+            if self.ami.connected and self.accepting:
+                with contextlib.suppress(AmiError, asyncio.TimeoutError):
+                    await self._send_heartbeat()
+
+    # --- router timers ----------------------------------------------------------------
+
+    async def _timers(self) -> None:
+        while True:
+            deadline = self.router.next_deadline()
+            self._wake.clear()
+            if deadline is not None:
+                now = self.clock.now()
+                if deadline <= now:
+                    received = time.perf_counter()
+                    self._execute(self.router.on_timer(now), received)
+                    continue
+                delay = self.clock.wall_delay(deadline - now)
+            else:
+                delay = None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    # --- requests from the API --------------------------------------------------------
+
+    def _agent_settings(self, agent_id: str) -> AgentSettings:
+        a = self.agents.get(agent_id)
+        if a is None:
+            raise ServiceError(f"unknown agent {agent_id!r}", 404)
+        return a
+
+    def login(self, agent_id: str) -> str:
+        a = self._agent_settings(agent_id)
+        if self.router.agent(agent_id).state is not AgentState.LOGGED_OUT:
+            return "logged_in"
+        if a.mode == "ring":
+            self._apply(AgentLoggedIn(self.clock.now(), agent_id), time.perf_counter())
+            return "logged_in"
+        if not self.ami.connected:
+            raise ServiceError("not connected to Asterisk", 503)
+        if self.login_status.get(agent_id) == "pending":
+            return "pending"
+        action = dict(self.tracker.login_action(agent_id, next(self._login_seq)))
+        action_id = f"{self.ami.action_id_prefix}-login-{agent_id}-{next(self._login_seq)}"
+        action["ActionID"] = action_id
+        self._login_actions[action_id] = agent_id
+        self.login_status[agent_id] = "pending"
+        self._outbox.put_nowait((action, time.perf_counter()))
+        return "pending"
+
+    def logout(self, agent_id: str) -> str:
+        a = self._agent_settings(agent_id)
+        action = self.tracker.logout_action(agent_id) if a.mode == "session" else None
+        if action is not None:
+            self._outbox.put_nowait((action, time.perf_counter()))
+            return "pending"
+        self._apply(AgentLoggedOut(self.clock.now(), agent_id), time.perf_counter())
+        return "logged_out"
+
+    def pause(self, agent_id: str, reason: str) -> str:
+        self._agent_settings(agent_id)
+        self._checked(AgentPaused(self.clock.now(), agent_id, reason))
+        return self.router.agent(agent_id).state.value
+
+    def make_ready(self, agent_id: str) -> str:
+        self._agent_settings(agent_id)
+        self._checked(AgentReady(self.clock.now(), agent_id))
+        return self.router.agent(agent_id).state.value
+
+    def _checked(self, event: Event) -> None:
+        """Apply a request's event, turning an illegal move into a 409 for the caller."""
+        try:
+            commands = self.router.handle(event)
+        except (RouterError, IllegalTransitionError) as exc:
+            raise ServiceError(str(exc), 409) from None
+        self._execute(commands, time.perf_counter())
+        self._wake.set()
+
+    def hangup(self, call_id: str) -> None:
+        action = self.tracker.hangup_action(call_id)
+        if action is None or self.router.call(call_id) is None:
+            raise ServiceError(f"unknown call {call_id!r}", 404)
+        self._outbox.put_nowait((action, time.perf_counter()))
+
+    def transfer(self, call_id: str, queue: str) -> None:
+        snap = self.router.call(call_id)
+        if snap is None:
+            raise ServiceError(f"unknown call {call_id!r}", 404)
+        if queue not in self.router.queue_names:
+            raise ServiceError(f"unknown queue {queue!r}", 404)
+        if snap.state is not CallState.TALKING:
+            raise ServiceError(f"call {call_id!r} is {snap.state.value}, not talking to an agent")
+        for action in self.tracker.transfer_actions(call_id, queue):
+            self._outbox.put_nowait((action, time.perf_counter()))
