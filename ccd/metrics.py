@@ -51,7 +51,7 @@ class Metrics:
         )
         self.handoff = Histogram(
             "ccd_handoff_to_action_seconds",
-            "From receiving an AMI event to writing the action it caused",
+            "From receiving the AMI event to writing the action that connects the caller to an agent",
             buckets=DECISION_BUCKETS,
             registry=r,
         )
