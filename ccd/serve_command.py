@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -32,6 +33,7 @@ from ccd.http import build_app
 from ccd.service import AcdService
 from sim.ami_server import SimulatedAsterisk
 from sim.scenario import Scenario, load_scenario
+from telephony.ami import AmiAuthError, AmiError
 
 STATUS_EVERY_S = 5.0
 
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--speed", f"{args.speed} must be in (0, 1000]")
     duration = None if args.duration is None else parse_duration(args.duration, where="--for")
     listen = parse_listen(args.listen, "--listen") if args.listen else None
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(_serve(args, listen, duration))
 
 
@@ -132,11 +135,29 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
             f"(/metrics, /api/queues, /api/agents); connecting to {where}",
             flush=True,
         )
-        await service.start()
         status = None if args.quiet else asyncio.create_task(_status(service))
         started = time.monotonic()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+        # Connecting may take long (Asterisk down: retries with backoff); a SIGTERM or
+        # the --for limit must still end the process, and refused credentials end it now.
+        starting = asyncio.create_task(service.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            if (failure := starting.exception()) is not None:
+                stopping.cancel()
+                if isinstance(failure, AmiAuthError):
+                    raise InputError(
+                        f"ami {config.ami.host}:{config.ami.port}",
+                        f"Asterisk refused the credentials of user {config.ami.username!r}",
+                    ) from None
+                raise failure
+            left = None if duration is None else max(0.0, duration - (time.monotonic() - started))
+            await asyncio.wait({stopping}, timeout=left)
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AmiError):
+                await starting
+        stopping.cancel()
         if status is not None:
             status.cancel()
             with contextlib.suppress(asyncio.CancelledError):

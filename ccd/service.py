@@ -114,6 +114,7 @@ class AcdService:
             action_timeout_s=config.ami.action_timeout_s,
         )
         self.ready = False  # connected and reconciled: /readyz
+        self.logins = 0
         self.accepting = True
         self._stopped = False
         self.router_errors = 0
@@ -276,6 +277,9 @@ class AcdService:
     async def _on_connected(self) -> None:
         """After every login: reconcile with what Asterisk really has, then go live."""
         self.metrics.ami_connected.set(1)
+        self.logins += 1
+        if self.logins > 1:
+            self.metrics.ami_reconnects.inc()
         self.metrics.resyncs.inc()
         channels = await self.ami.send_list({"Action": "CoreShowChannels"})
         details: list[Mapping[str, Any]] = []
@@ -303,12 +307,15 @@ class AcdService:
     def _on_disconnected(self) -> None:
         self.ready = False
         self.metrics.ami_connected.set(0)
-        self.metrics.ami_reconnects.inc()
 
     async def _send_heartbeat(self) -> None:
         # Asterisk's own clock (from the Pong) so that ccd and PBX clocks need not agree.
         pong = await self.ami.send({"Action": "Ping"})
-        stamp = float(pong.get("Timestamp", 0) or 0) or time.time()
+        raw = pong.get("Timestamp", "")
+        try:
+            stamp = float(raw) if isinstance(raw, str) and raw else time.time()
+        except ValueError:
+            stamp = time.time()
         await self.ami.send(self.tracker.heartbeat_action(stamp))
 
     async def _heartbeat(self) -> None:

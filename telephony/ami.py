@@ -451,11 +451,12 @@ class AmiClient:
             except AmiAuthError as exc:
                 self.auth_failed = True
                 self.last_error = str(exc)
-                log.error("%s", exc)
                 if proto is not None:
                     await self._shut(proto, abort=True)
                 if self._first is not None and not self._first.done():
-                    self._first.set_exception(exc)
+                    self._first.set_exception(exc)  # start() raises it: its caller reports it
+                else:
+                    log.error("%s", exc)  # refused on a re-login: nobody else will say it
                 return
             except (OSError, AmiError) as exc:
                 self.last_error = f"connect/login failed: {exc}"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import sim.pbx as pbx
-import telephony.calls as calls
+from sim import pbx
+from telephony import calls
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN = (ROOT / "config" / "asterisk" / "extensions.conf").read_text(encoding="utf-8")
