@@ -1,11 +1,11 @@
 # Two commands do everything on a fresh machine (see README):
-#   make demo   installs ccd into .venv and runs the main job on embedded defaults
+#   make demo   installs ccd into .venv and runs the live ACD against the built-in simulated Asterisk
 #   make test   installs ccd with its test tools into .venv, lints and runs the tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo plan test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
+	$(BIN)/ccd serve --demo --speed 10 --for 2m
+
+plan: $(VENV)/.installed
 	$(BIN)/ccd staff --calls 100 --period 30m --aht 180s --sl 80/20
 	$(BIN)/ccd staff --calls 640 --period 1h --aht 195s --patience 60s --sl 80/10 --max-abandon 0.03
 	$(BIN)/ccd staff --forecast config/forecast-example.csv --sl 80/20 --patience 120s --max-abandon 5% --shrinkage 0.3
