@@ -37,6 +37,7 @@ class Trigger(StrEnum):
     OFFER = "offer"  # router: a call is offered
     ANSWER = "answer"
     RING_NO_ANSWER = "ring_no_answer"  # includes the router's ring timeout
+    OFFER_FAILED = "offer_failed"  # the PBX could not connect the call: not the agent's doing
     CALLER_GONE = "caller_gone"  # caller hung up while the agent's phone rang
     CALL_ENDED = "call_ended"  # includes a transfer away
     WRAP_UP_DONE = "wrap_up_done"  # event or the queue's wrap-up timer
@@ -55,6 +56,7 @@ TRANSITIONS: dict[tuple[AgentState, Trigger], AgentState] = {
     (S.RESERVED, T.ANSWER): S.TALKING,
     (S.RESERVED, T.RING_NO_ANSWER): S.PAUSED,
     (S.RESERVED, T.CALLER_GONE): S.READY,
+    (S.RESERVED, T.OFFER_FAILED): S.READY,
     (S.RESERVED, T.PAUSE): S.RESERVED,
     (S.RESERVED, T.READY): S.RESERVED,  # cancels a pending pause
     (S.TALKING, T.CALL_ENDED): S.WRAP_UP,

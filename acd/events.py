@@ -120,6 +120,19 @@ class AgentRingNoAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The offer never reached the agent (the PBX refused or lost the connecting action).
+
+    Unlike a ring-no-answer this is not the agent's doing: the call goes back to the
+    head of its queue and the agent is free again (or takes their pending pause).
+    """
+
+    at: float
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDone:
     """The agent finished after-call work."""
 
@@ -138,6 +151,7 @@ Event = (
     | AgentPaused
     | AgentReady
     | AgentRingNoAnswer
+    | OfferFailed
     | WrapUpDone
 )
 

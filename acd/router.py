@@ -60,6 +60,7 @@ from acd.events import (
     Command,
     ConnectToAgent,
     Event,
+    OfferFailed,
     Overflow,
     OverflowAction,
     WrapUpDone,
@@ -611,6 +612,18 @@ class Router:
             raise RouterError(f"call {e.call_id!r} is not ringing agent {e.agent_id!r}")
         self._ring_no_answer(agent, call, out)
 
+    def _on_offer_failed(self, e: OfferFailed, out: list[Command]) -> None:
+        agent = self._agent(e.agent_id)
+        call = self._calls.get(e.call_id)
+        if call is None or call.agent is not agent or call.state is not CallState.OFFERED:
+            raise RouterError(f"call {e.call_id!r} is not offered to agent {e.agent_id!r}")
+        self._move(agent, Trigger.OFFER_FAILED)
+        agent.call = None
+        # Back at its old place first, so that another free agent may take it at once;
+        # with nobody else free this agent is offered it again.
+        self._requeue(call, out)
+        self._become_ready(agent, out)
+
     def _on_wrap_up_done(self, e: WrapUpDone, out: list[Command]) -> None:
         agent = self._agent(e.agent_id)
         if agent.state is not AgentState.WRAP_UP:
@@ -977,5 +990,6 @@ Router._handlers = {
     AgentPaused: Router._on_paused,
     AgentReady: Router._on_ready,
     AgentRingNoAnswer: Router._on_ring_no_answer,
+    OfferFailed: Router._on_offer_failed,
     WrapUpDone: Router._on_wrap_up_done,
 }

@@ -24,6 +24,7 @@ from acd.events import (
     CallTransferred,
     CancelOffer,
     ConnectToAgent,
+    OfferFailed,
     Overflow,
     OverflowAction,
     WrapUpDone,
@@ -218,6 +219,23 @@ def test_ring_no_answer_requeues_at_head_and_pauses_agent() -> None:
     assert r.agent("a").state is AgentState.PAUSED and r.agent("a").reason == "rna"
     assert r.waiting_calls("q") == ["c1", "c2"]  # its original place: the head
     assert connects(login(r, 11, "b")) == [("c1", "b")]
+
+
+def test_offer_failed_requeues_at_head_and_frees_the_agent() -> None:
+    r = make(agents={"a": {"s": 1}, "b": {"s": 1}})
+    login(r, 0, "a")
+    r.handle(CallArrived(1, "c1", "q"))
+    r.handle(CallArrived(2, "c2", "q"))
+    # Nobody else is free: the same agent is offered the call again, not paused.
+    assert connects(r.handle(OfferFailed(3, "a", "c1"))) == [("c1", "a")]
+    assert r.agent("a").state is AgentState.RESERVED and r.agent("a").reason == ""
+    login(r, 4, "b")  # b takes c2
+    r.handle(AgentPaused(5, "a", "lunch"))  # a pause asked while reserved waits
+    assert connects(r.handle(OfferFailed(6, "a", "c1"))) == []
+    assert r.agent("a").state is AgentState.PAUSED and r.agent("a").reason == "lunch"
+    assert r.waiting_calls("q") == ["c1"]
+    with pytest.raises(RouterError):
+        r.handle(OfferFailed(7, "a", "c1"))  # not offered any more
 
 
 def test_ring_timeout_is_the_routers_backstop() -> None:

@@ -28,6 +28,7 @@ from acd.events import (
     CallTransferred,
     CancelOffer,
     ConnectToAgent,
+    OfferFailed,
     Overflow,
     OverflowAction,
     WrapUpDone,
@@ -193,6 +194,10 @@ class ContactCentre(RuleBasedStateMachine):
         self.to_ringing_agent(i, dt, lambda t, call, agent: AgentRingNoAnswer(t, agent, call))
 
     @rule(i=st.integers(0, 50), dt=DT)
+    def offer_failed(self, i: int, dt: float) -> None:
+        self.to_ringing_agent(i, dt, lambda t, call, agent: OfferFailed(t, agent, call))
+
+    @rule(i=st.integers(0, 50), dt=DT)
     def caller_hangs_up(self, i: int, dt: float) -> None:
         call_id = self.pick(self.calls_in(CallState.WAITING, CallState.OFFERED, CallState.TALKING), i)
         if call_id is not None:
@@ -333,6 +338,7 @@ def test_long_random_walks() -> None:
                     "arrive",
                     "answer",
                     "rna",
+                    "failed",
                     "hangup",
                     "transfer",
                     "login",
@@ -342,7 +348,7 @@ def test_long_random_walks() -> None:
                     "wrap",
                     "time",
                 ],
-                weights=[6, 6, 1, 3, 1, 2, 1, 1, 3, 2, 1],
+                weights=[6, 6, 1, 1, 3, 1, 2, 1, 1, 3, 2, 1],
             )[0]
             if action == "arrive":
                 m.arrive(rnd.choice(["sales", "support", "vip"]), rnd.choice([0, 0, 1, 5]), dt)
@@ -351,6 +357,8 @@ def test_long_random_walks() -> None:
                 m.answer(i, dt)
             elif action == "rna":
                 m.ring_no_answer(i, dt)
+            elif action == "failed":
+                m.offer_failed(i, dt)
             elif action == "hangup":
                 m.caller_hangs_up(i, dt)
             elif action == "transfer":
