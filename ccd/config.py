@@ -56,6 +56,7 @@ class ServiceConfig:
     source: str
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    trust_loopback: bool = True  # reads from 127.0.0.1 need no token (false behind a proxy)
     ami: AmiSettings = AmiSettings()
     # token -> role; built from the environment, never from the file itself.
     tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -124,6 +125,9 @@ def _parse(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Serv
     http = top.table("http", {})
     assert http is not None
     host, port = parse_listen(http.text("listen", "127.0.0.1:8080"), http.at("listen"))
+    trust_loopback = http.raw("trust_loopback", True)
+    if not isinstance(trust_loopback, bool):
+        raise InputError(http.at("trust_loopback"), f"{trust_loopback!r} is not true or false")
     http.done()
 
     ami_r = top.table("ami", {})
@@ -208,6 +212,7 @@ def _parse(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Serv
         source=source,
         listen_host=host,
         listen_port=port,
+        trust_loopback=trust_loopback,
         ami=ami,
         tokens=tokens,
         call_selection=selection,

@@ -3,8 +3,10 @@
 Every write checks a bearer token and its role (``admin`` or ``supervisor`` here; the
 campaign routes of issue 7 add ``manager``). Reads are open to clients on the loopback
 interface, where the wallboard and Prometheus usually sit, and need a token (any role)
-from anywhere else. Errors are JSON ``{"error": "..."}`` with a 4xx/5xx code; bodies
-are capped at 64 KiB. Tokens are compared in constant time and never logged.
+from anywhere else; behind a reverse proxy every request comes from loopback, so
+``http.trust_loopback = false`` then asks a token of every read too. Errors are JSON
+``{"error": "..."}`` with a 4xx/5xx code; bodies are capped at 64 KiB. Tokens are
+compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 return _error(401, "a bearer token is required for this request")
             if role not in WRITE_ROLES:
                 return _error(403, f"role {role!r} may not do this")
-        elif role is None and not _loopback(request):
+        elif role is None and not (service.config.trust_loopback and _loopback(request)):
             return _error(401, "a bearer token is required from outside this host")
     try:
         return await handler(request)
@@ -104,6 +106,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    if service.failed:
+        return _json({"status": "failed", "error": service.failed}, 503)
     return _json({"status": "ok"})
 
 
@@ -158,7 +163,7 @@ async def agents(request: web.Request) -> web.Response:
                 "state_since": snap.state_since,
                 "talk_s_today": snap.talk_s_today,
                 "mode": None if settings is None else settings.mode,
-                "login": service.login_status.get(snap.agent_id),
+                "login": service.login_status.get(snap.agent_id, (None,))[0],
             }
         )
     return _json({"agents": out})
@@ -191,7 +196,10 @@ async def agent_action(request: web.Request) -> web.Response:
     if action == "login":
         state = service.login(agent_id)
     elif action == "logout":
-        state = service.logout(agent_id)
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise web.HTTPBadRequest(reason="force must be true or false")
+        state = service.logout(agent_id, force=force)
     elif action == "ready":
         state = service.make_ready(agent_id)
     elif action == "pause":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from acd.agents import AgentState
@@ -30,12 +30,6 @@ class Metrics:
     def __init__(self, router_of: Callable[[], Router | None]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.offered = Counter("ccd_calls_offered", "Calls that entered a queue", ["queue"], registry=r)
-        self.answered = Counter("ccd_calls_answered", "Calls answered by an agent", ["queue"], registry=r)
-        self.abandoned = Counter(
-            "ccd_calls_abandoned", "Callers who hung up before an answer", ["queue"], registry=r
-        )
-        self.overflowed = Counter("ccd_calls_overflowed", "Calls sent out of a queue", ["queue"], registry=r)
         self.wait = Histogram(
             "ccd_call_wait_seconds",
             "Wait in queue until answer or abandon",
@@ -66,23 +60,36 @@ class Metrics:
     def on_record(self, rec: CallRecord) -> None:
         """Router observer: one call leaving one queue."""
         if rec.outcome is CallOutcome.ANSWERED:
-            self.answered.labels(rec.queue).inc()
             self.wait.labels(rec.queue, "answered").observe(rec.wait_s)
         elif rec.outcome is CallOutcome.ABANDONED:
-            self.abandoned.labels(rec.queue).inc()
             self.wait.labels(rec.queue, "abandoned").observe(rec.wait_s)
-        elif rec.outcome is CallOutcome.OVERFLOWED:
-            self.overflowed.labels(rec.queue).inc()
 
 
 class _RouterCollector(Collector):
     def __init__(self, router_of: Callable[[], Router | None]) -> None:
         self._router_of = router_of
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         router = self._router_of()
         if router is None:
             return
+        # The call counters are the router's own running totals, read at scrape time:
+        # they cannot disagree with /api/queues (a call cut off from its agent and
+        # offered again counts as offered twice in both), and they never go down.
+        counters = {
+            key: CounterMetricFamily(f"ccd_calls_{key}", help_, labels=["queue"])
+            for key, help_ in (
+                ("offered", "Calls offered to a queue (a call requeued after its agent vanished: again)"),
+                ("answered", "Calls answered by an agent"),
+                ("abandoned", "Callers who hung up before an answer"),
+                ("overflowed", "Calls sent out of a queue (full, max wait)"),
+            )
+        }
+        for name in router.queue_names:
+            total = router.queue_stats(name, "total")
+            for key, family in counters.items():
+                family.add_metric([name], getattr(total, key))
+        yield from counters.values()
         agents = GaugeMetricFamily("ccd_agents", "Agents by state", labels=["state"])
         for state, n in router.agents_by_state().items():
             if state is not AgentState.LOGGED_OUT or n:

@@ -37,8 +37,8 @@ from acd.events import (
     AgentPaused,
     AgentReady,
     CallArrived,
+    CallEnded,
     CallRecord,
-    CallTransferred,
     CancelOffer,
     Command,
     ConnectToAgent,
@@ -47,12 +47,23 @@ from acd.events import (
 from acd.router import CallState, Router
 from ccd.config import AgentSettings, ServiceConfig
 from ccd.metrics import Metrics
-from telephony.ami import AmiActionError, AmiClient, AmiError
+from telephony.ami import AmiActionError, AmiClient, AmiDisconnected, AmiError
 from telephony.calls import CallTracker
 
 log = logging.getLogger("ccd.service")
 
+MAX_OFFER_FAILURES = 3  # refused connections of one call before it goes to the fallback
 HEARTBEAT_EVERY_S = 10.0  # wall seconds; the dialplan gives up on ccd after 30 s of silence
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """One AMI action on its way, with what the service must do if it fails."""
+
+    action: Mapping[str, Any]
+    received: float  # perf_counter when the event that caused it arrived
+    offer: tuple[str, str] | None = None  # (call, agent) when this action connects them
+    login: str | None = None  # the agent whose session this Originate starts
 
 
 class ServiceError(Exception):
@@ -91,7 +102,7 @@ class AcdService:
             config.queues,
             start=self.clock.now(),
             call_selection=config.call_selection,
-            observers=[self.metrics.on_record, self.recent.append],
+            observers=[self.metrics.on_record, self._on_record],
         )
         self.tracker = CallTracker(ring_timeout_s=config.ring_timeout_s, max_hold_s=config.max_hold_s)
         self.agents: dict[str, AgentSettings] = {}
@@ -99,7 +110,8 @@ class AcdService:
             self.agents[a.profile.agent_id] = a
             self.router.register_agent(a.profile)
             self.tracker.set_agent(a.profile.agent_id, mode=a.mode, device=a.device)
-        self.login_status: dict[str, str] = {}  # agent -> "pending" | "failed: ..." while not in
+        # agent -> ("pending" | "failed: ...", wall time) while not logged in
+        self.login_status: dict[str, tuple[str, float]] = {}
         self._login_actions: dict[str, str] = {}  # originate ActionID -> agent
         self._login_seq = itertools.count(1)
         self.ami = AmiClient(
@@ -121,11 +133,22 @@ class AcdService:
         # Seconds from the AMI event that made the decision to writing the connecting
         # action; kept only when a benchmark asks (a list set here).
         self.latency_samples: list[float] | None = None
-        self._outbox: asyncio.Queue[tuple[Mapping[str, Any], float]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[_Out] = asyncio.Queue()
+        # Until a (re)connection is reconciled, AMI events wait here: applied before the
+        # snapshot is taken, they would be undone by it (a call seen arriving, then
+        # "gone" because the older snapshot does not show it).
+        self._resyncing = True
+        self._held_events: list[tuple[Mapping[str, Any], float]] = []
+        self.failed = ""  # a background task died: /healthz reports it
+        self._offer_failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _on_record(self, rec: CallRecord) -> None:
+        self.recent.append(rec)
+        self._offer_failures.pop(rec.call_id, None)
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -135,7 +158,17 @@ class AcdService:
             asyncio.create_task(self._timers(), name="ccd-router-timers"),
             asyncio.create_task(self._heartbeat(), name="ccd-heartbeat"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         await self.ami.start()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """None of the service's loops may end while it runs: say so loudly if one does."""
+        if task.cancelled() or self._stopped:
+            return
+        exc = task.exception()
+        self.failed = f"{task.get_name()} stopped: {exc!r}"
+        log.error("%s", self.failed, exc_info=exc)
 
     async def stop(self) -> None:
         """Graceful: no new calls, waiting callers to the fallback, decisions flushed, AMI closed."""
@@ -143,13 +176,19 @@ class AcdService:
             return
         self._stopped = True
         self.accepting = False
+        # The heartbeat first, so that no beat in flight can follow the withdrawal.
+        for task in self._tasks:
+            if task.get_name() == "ccd-heartbeat":
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.ami.connected:
             with contextlib.suppress(AmiError, asyncio.TimeoutError):
                 await self.ami.send(self.tracker.heartbeat_action(0))
             for q in self.router.queue_names:
                 for call_id in self.router.waiting_calls(q):
                     for action in self.tracker.fallback_actions(call_id):
-                        self._outbox.put_nowait((action, time.perf_counter()))
+                        self._outbox.put_nowait(_Out(action, time.perf_counter()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._drain(), 5.0)
         for task in self._tasks:
@@ -168,6 +207,12 @@ class AcdService:
     def _on_ami_event(self, msg: Mapping[str, Any]) -> None:
         received = time.perf_counter()
         self.metrics.ami_events.inc()
+        if self._resyncing:
+            self._held_events.append((msg, received))
+            return
+        self._handle_ami(msg, received)
+
+    def _handle_ami(self, msg: Mapping[str, Any], received: float) -> None:
         if msg.get("Event") == "OriginateResponse":
             self._login_result(msg)
         malformed = self.tracker.malformed
@@ -177,7 +222,7 @@ class AcdService:
         for event in events:
             if isinstance(event, CallArrived) and not self.accepting:
                 for action in self.tracker.fallback_actions(event.call_id):
-                    self._outbox.put_nowait((action, received))
+                    self._outbox.put_nowait(_Out(action, received))
                 continue
             self._apply(event, received)
 
@@ -186,9 +231,12 @@ class AcdService:
         if agent is None:
             return
         if msg.get("Response") == "Success":
-            self.login_status[agent] = "pending"
+            # The phone answered; ConfbridgeJoin will log them in. It may also already
+            # be hanging up (an OriginateResponse can come after the leg's Hangup): the
+            # pending state then expires, and a new login is possible.
+            return
         else:
-            self.login_status[agent] = f"failed: reason {msg.get('Reason', '?')}"
+            self.login_status[agent] = (f"failed: reason {msg.get('Reason', '?')}", time.monotonic())
             self.tracker.login_failed(agent)
             log.warning("agent %s: login call failed (OriginateResponse reason %s)", agent, msg.get("Reason"))
 
@@ -208,17 +256,20 @@ class AcdService:
             # duplicate): log it and carry on; the next resync reconciles.
             self.router_errors += 1
             log.warning("event %s not applied: %s", type(event).__name__, exc)
+            if isinstance(event, CallArrived):
+                # A caller the router cannot take (an unknown queue): not on hold for
+                # nothing until the dialplan's limit, but to the fallback now.
+                for action in self.tracker.fallback_actions(event.call_id):
+                    self._outbox.put_nowait(_Out(action, received))
             return
         self.metrics.decision.observe(time.perf_counter() - t0)
-        if isinstance(event, (CallArrived, CallTransferred)):
-            self.metrics.offered.labels(event.queue).inc()
         self._execute(commands, received)
         if held_call is not None:
             snap = self.router.call(held_call)
             # Cut off from their agent with nobody free: back on hold, not in a dead room.
             if snap is not None and snap.state is CallState.WAITING:
                 for action in self.tracker.hold_actions(held_call):
-                    self._outbox.put_nowait((action, received))
+                    self._outbox.put_nowait(_Out(action, received))
         self._wake.set()
 
     def _execute(self, commands: Sequence[Command], received: float) -> None:
@@ -228,8 +279,12 @@ class AcdService:
             actions = self.tracker.actions_for(cmd)
             for k, action in enumerate(actions):
                 # The last action of a ConnectToAgent is the one that connects (the Redirect).
-                connect = isinstance(cmd, ConnectToAgent) and k == len(actions) - 1
-                self._outbox.put_nowait((action, -received if connect else received))
+                offer = (
+                    (cmd.call_id, cmd.agent_id)
+                    if isinstance(cmd, ConnectToAgent) and k == len(actions) - 1
+                    else None
+                )
+                self._outbox.put_nowait(_Out(action, received, offer=offer))
 
     async def _sender(self) -> None:
         """Send actions in order (a Setvar before its Redirect), pipelined.
@@ -244,38 +299,64 @@ class AcdService:
             while not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
             self._idle.clear()
-            await asyncio.gather(*(self._send_one(action, received) for action, received in batch))
+            await asyncio.gather(*(self._send_one(out) for out in batch))
             if self._outbox.empty():
                 self._idle.set()
 
-    async def _send_one(self, action: Mapping[str, Any], received: float) -> None:
-        # A negative stamp marks the action that connects a caller to an agent.
-        connect, received = received < 0, abs(received)
-        if connect:
-            latency = time.perf_counter() - received
+    async def _send_one(self, out: _Out) -> None:
+        if out.offer is not None:
+            latency = time.perf_counter() - out.received
             self.metrics.handoff.observe(latency)
             if self.latency_samples is not None:
                 self.latency_samples.append(latency)
-        name = str(action.get("Action", "?"))
+        name = str(out.action.get("Action", "?"))
         try:
             if name.lower() == "originate":
-                await self.ami.originate(action)
+                await self.ami.originate(out.action)
             else:
-                await self.ami.send(action)
+                await self.ami.send(out.action)
             self.metrics.ami_actions.labels(name, "ok").inc()
+            return
         except AmiActionError as exc:
-            # Mostly a channel gone while the action was on its way: its Hangup event
-            # tells the router; nothing to undo here.
             self.metrics.ami_actions.labels(name, "error").inc()
             log.info("%s refused: %s", name, exc)
+            gone = "not exist" in exc.message or "No such channel" in exc.message
+            # A channel gone while the action was on its way: its Hangup tells the router.
+            lost = not gone
+        except AmiDisconnected as exc:
+            # The resync after the reconnection finds where the caller really is.
+            self.metrics.ami_actions.labels(name, "failed").inc()
+            log.warning("%s not sent: %s", name, exc)
+            lost = False
         except AmiError as exc:
             self.metrics.ami_actions.labels(name, "failed").inc()
             log.warning("%s not sent: %s", name, exc)
+            lost = True
+        if out.login is not None:
+            self.login_status[out.login] = ("failed: the login call was not placed", time.monotonic())
+            self.tracker.login_failed(out.login)
+        if out.offer is not None and lost:
+            call_id, _ = out.offer
+            self._offer_failures[call_id] = failures = self._offer_failures.get(call_id, 0) + 1
+            for event in self.tracker.offer_failed(call_id, self.clock.now()):
+                self._apply(event, time.perf_counter())
+            if failures >= MAX_OFFER_FAILURES and self.router.call(call_id) is not None:
+                # Asterisk keeps refusing to connect this caller (a permission missing in
+                # manager.conf, a broken dialplan): do not loop, let the dialplan have them.
+                log.error("call %s: %d connections refused; sent to the fallback", call_id, failures)
+                self._apply(CallEnded(self.clock.now(), call_id, "ccd_error"), time.perf_counter())
+                for action in self.tracker.fallback_actions(call_id):
+                    self._outbox.put_nowait(_Out(action, time.perf_counter()))
 
     # --- connection -------------------------------------------------------------------
 
     async def _on_connected(self) -> None:
-        """After every login: reconcile with what Asterisk really has, then go live."""
+        """After every login: reconcile with what Asterisk really has, then go live.
+
+        AMI events are held meanwhile and applied after the reconciliation; router
+        timers wait too (a ring time-out must not fire for a Redirect that was only
+        lost with the link: the resync reports that as a failed offer instead).
+        """
         self.metrics.ami_connected.set(1)
         self.logins += 1
         if self.logins > 1:
@@ -285,7 +366,7 @@ class AcdService:
         details: list[Mapping[str, Any]] = []
         for ch in channels:
             if self.tracker.needs_status(ch):
-                with contextlib.suppress(AmiError):
+                with contextlib.suppress(AmiActionError):  # hung up since the list
                     details.extend(
                         await self.ami.send_list(
                             {
@@ -298,14 +379,24 @@ class AcdService:
         received = time.perf_counter()
         for event in self.tracker.resync(list(channels), details, self.clock.now()):
             self._apply(event, received)
+        held, self._held_events = self._held_events, []
+        for msg, at in held:
+            self._handle_ami(msg, at)
+        self._resyncing = False
         await self._send_heartbeat()
         self.ready = True
+        self._wake.set()
         for agent_id, a in self.agents.items():
             if a.auto_login and self.router.agent(agent_id).state is AgentState.LOGGED_OUT:
-                self.login(agent_id)
+                with contextlib.suppress(ServiceError):
+                    self.login(agent_id)
 
     def _on_disconnected(self) -> None:
         self.ready = False
+        self._resyncing = True
+        # Events of a session whose reconciliation never finished: the next snapshot
+        # supersedes them, and replayed after it they could resurrect calls long gone.
+        self._held_events.clear()
         self.metrics.ami_connected.set(0)
 
     async def _send_heartbeat(self) -> None:
@@ -316,7 +407,8 @@ class AcdService:
             stamp = float(raw) if isinstance(raw, str) and raw else time.time()
         except ValueError:
             stamp = time.time()
-        await self.ami.send(self.tracker.heartbeat_action(stamp))
+        if self.accepting:  # stop() may have withdrawn the heartbeat during the Ping
+            await self.ami.send(self.tracker.heartbeat_action(stamp))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -330,13 +422,14 @@ class AcdService:
 
     async def _timers(self) -> None:
         while True:
-            deadline = self.router.next_deadline()
+            deadline = self.router.next_deadline() if self.ready else None
             self._wake.clear()
             if deadline is not None:
                 now = self.clock.now()
                 if deadline <= now:
                     received = time.perf_counter()
                     self._execute(self.router.on_timer(now), received)
+                    self._wake.set()
                     continue
                 delay = self.clock.wall_delay(deadline - now)
             else:
@@ -359,23 +452,37 @@ class AcdService:
         if a.mode == "ring":
             self._apply(AgentLoggedIn(self.clock.now(), agent_id), time.perf_counter())
             return "logged_in"
-        if not self.ami.connected:
+        if not self.ready:
             raise ServiceError("not connected to Asterisk", 503)
-        if self.login_status.get(agent_id) == "pending":
+        status = self.login_status.get(agent_id)
+        # A login call rings the phone for the ring time-out at most; give it that and
+        # some slack before a new attempt may replace it.
+        patience = self.config.ring_timeout_s / self.clock.speed + 10.0
+        if status is not None and status[0] == "pending" and time.monotonic() - status[1] < patience:
             return "pending"
         action = dict(self.tracker.login_action(agent_id, next(self._login_seq)))
         action_id = f"{self.ami.action_id_prefix}-login-{agent_id}-{next(self._login_seq)}"
         action["ActionID"] = action_id
         self._login_actions[action_id] = agent_id
-        self.login_status[agent_id] = "pending"
-        self._outbox.put_nowait((action, time.perf_counter()))
+        self.login_status[agent_id] = ("pending", time.monotonic())
+        self._outbox.put_nowait(_Out(action, time.perf_counter(), login=agent_id))
         return "pending"
 
-    def logout(self, agent_id: str) -> str:
+    def logout(self, agent_id: str, *, force: bool = False) -> str:
         a = self._agent_settings(agent_id)
+        state = self.router.agent(agent_id).state
+        if state in (AgentState.RESERVED, AgentState.TALKING) and not force:
+            # Hanging up their phone would pull the caller out of the conversation.
+            raise ServiceError(
+                f"agent {agent_id!r} is {state.value}: pause them (the pause waits for the call) "
+                "and log out after, or force the logout",
+                409,
+            )
         action = self.tracker.logout_action(agent_id) if a.mode == "session" else None
         if action is not None:
-            self._outbox.put_nowait((action, time.perf_counter()))
+            if not self.ready:
+                raise ServiceError("not connected to Asterisk", 503)
+            self._outbox.put_nowait(_Out(action, time.perf_counter()))
             return "pending"
         self._apply(AgentLoggedOut(self.clock.now(), agent_id), time.perf_counter())
         return "logged_out"
@@ -403,7 +510,9 @@ class AcdService:
         action = self.tracker.hangup_action(call_id)
         if action is None or self.router.call(call_id) is None:
             raise ServiceError(f"unknown call {call_id!r}", 404)
-        self._outbox.put_nowait((action, time.perf_counter()))
+        if not self.ready:
+            raise ServiceError("not connected to Asterisk", 503)
+        self._outbox.put_nowait(_Out(action, time.perf_counter()))
 
     def transfer(self, call_id: str, queue: str) -> None:
         snap = self.router.call(call_id)
@@ -413,5 +522,7 @@ class AcdService:
             raise ServiceError(f"unknown queue {queue!r}", 404)
         if snap.state is not CallState.TALKING:
             raise ServiceError(f"call {call_id!r} is {snap.state.value}, not talking to an agent")
+        if not self.ready:
+            raise ServiceError("not connected to Asterisk", 503)
         for action in self.tracker.transfer_actions(call_id, queue):
-            self._outbox.put_nowait((action, time.perf_counter()))
+            self._outbox.put_nowait(_Out(action, time.perf_counter()))

@@ -47,6 +47,7 @@ from acd.events import (
     Command,
     ConnectToAgent,
     Event,
+    OfferFailed,
     Overflow,
     OverflowAction,
 )
@@ -762,10 +763,26 @@ class CallTracker:
         ):
             call.state = CallState.TALKING
             return [CallAnswered(at, call.call_id, agent)]
-        if call.mode == "ring" and context == CTX_HOLD:
+        if context == CTX_HOLD:
             call.state, call.agent = CallState.WAITING, None
-            return [AgentRingNoAnswer(at, agent, call.call_id)]
+            exten = _first(item.get("exten")).strip()
+            if call.mode == "ring" and exten == "wait":
+                # ccd-ring sends a caller its agent did not answer to ccd-hold,wait: the
+                # CCDRingFailed event was lost with the link, the ring-no-answer was not.
+                return [AgentRingNoAnswer(at, agent, call.call_id)]
+            # Still where it was before the offer: the connecting Redirect was lost.
+            return [OfferFailed(at, agent, call.call_id)]
         return []
+
+    def offer_failed(self, call_id: str, at: float) -> list[Event]:
+        """The action connecting an offered call was refused or lost: the caller is still
+        on hold where they were, and the agent did nothing wrong."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.OFFERED or call.agent is None:
+            return []
+        agent = call.agent
+        call.state, call.agent = CallState.WAITING, None
+        return [OfferFailed(at, agent, call_id)]
 
     def _resync_leg(
         self, agent_id: str, uid: str, item: Mapping[str, str | list[str]], at: float

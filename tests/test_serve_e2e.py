@@ -26,7 +26,7 @@ from acd.agents import AgentProfile, AgentState
 from acd.events import CallOutcome
 from ccd.config import AgentSettings, AmiSettings, ServiceConfig
 from ccd.http import build_app
-from ccd.service import AcdService
+from ccd.service import AcdService, ServiceError
 from sim.ami_server import SimulatedAsterisk
 from sim.scenario import Scenario, parse_scenario
 
@@ -35,7 +35,9 @@ ADMIN = "admin-token-for-tests-0001"
 VIEWER = "viewer-token-for-tests-001"
 
 
-def scenario(groups: list[dict[str, Any]], queues: list[str]) -> Scenario:
+def scenario(
+    groups: list[dict[str, Any]], queues: list[str], extra: dict[str, dict[str, Any]] | None = None
+) -> Scenario:
     data = {
         "simulation": {"duration": "8h"},
         "agents": groups,
@@ -45,6 +47,7 @@ def scenario(groups: list[dict[str, Any]], queues: list[str]) -> Scenario:
                 "arrivals": {"rate_per_hour": 1},  # unused: workload=False
                 "handle_time": {"dist": "fixed", "mean": 30},
                 "service_target": "20s",
+                **(extra or {}).get(q, {}),
             }
             for q in queues
         ],
@@ -238,7 +241,9 @@ async def test_agent_leg_dropped_mid_call_requeues_the_caller(two_skills: Live) 
     await live.until(lambda: any(r.call_id == call for r in live.service.recent))
     first = next(r for r in live.service.recent if r.call_id == call).agent_id
     assert first is not None
-    live.service.logout(first)  # Hangup of the agent's session leg, as if their phone dropped
+    with pytest.raises(ServiceError, match="talking"):
+        live.service.logout(first)  # refused: it would cut the caller off
+    live.service.logout(first, force=True)  # Hangup of the agent's session leg, as if their phone dropped
     await live.until(lambda: live.state(first) is AgentState.LOGGED_OUT)
     other = "sup-2" if first == "sup-1" else "sup-1"
     await live.until(lambda: live.state(other) is AgentState.TALKING)
@@ -302,3 +307,149 @@ if os.environ.get("CCD_E2E_DEBUG"):  # pragma: no cover
     import logging
 
     logging.basicConfig(level=logging.DEBUG)
+
+
+async def books_balance(live: Live) -> None:
+    """Every offered call is answered, abandoned, overflowed or still in the ACD, on
+    /metrics and on /api/queues alike."""
+    m = await live.metrics()
+    async with live.session.get(f"{live.url}/api/queues") as resp:
+        api = {q["name"]: q for q in (await resp.json())["queues"]}
+    router = live.service.router
+    for q in router.queue_names:
+        in_acd = sum(1 for c in router.calls() if c.queue == q and c.state.value != "talking")
+        talking = sum(1 for c in router.calls() if c.queue == q and c.state.value == "talking")
+        offered = m[("ccd_calls_offered_total", (("queue", q),))]
+        done = sum(
+            m[(f"ccd_calls_{k}_total", (("queue", q),))] for k in ("answered", "abandoned", "overflowed")
+        )
+        assert offered == done + in_acd, q
+        assert api[q]["stats"]["today"]["offered"] == offered
+        assert api[q]["stats"]["today"]["answered"] + talking >= talking  # the API reads the same router
+        assert api[q]["stats"]["today"]["answered"] == m[("ccd_calls_answered_total", (("queue", q),))]
+
+
+def pbx_outcomes(live: Live, calls: list[str]) -> dict[str, str | None]:
+    return {c: live.pbx.pbx.calls[c].outcome for c in calls}
+
+
+async def test_drops_during_hand_offs_strand_nobody_and_pause_nobody(two_skills: Live) -> None:
+    live = two_skills
+    calls: list[str] = []
+    for round_ in range(3):
+        # Calls arrive, and the link drops in the middle of their hand-off to agents.
+        calls += [
+            live.pbx.pbx.place_call("support", caller=f"55520{round_}{i}", handle_s=8.0) for i in range(3)
+        ]
+        await asyncio.sleep(0.005)
+        before = live.service.ami.reconnects
+        live.pbx.drop_sessions()
+        calls.append(live.pbx.pbx.place_call("sales", caller=f"55521{round_}", handle_s=8.0))
+        await live.until(lambda b=before: live.service.ami.reconnects > b and live.service.ready)
+    await live.until(lambda: all(o is not None for o in pbx_outcomes(live, calls).values()), timeout=40)
+    assert set(pbx_outcomes(live, calls).values()) == {"completed"}
+    await live.until(lambda: not live.service.router.calls())
+    for agent in ("sup-1", "sup-2", "sal-1"):
+        snap = live.service.router.agent(agent)
+        assert snap.state is AgentState.READY and snap.reason == "", (agent, snap)
+    assert live.service.ami.reconnects >= 3
+    await books_balance(live)
+
+
+async def test_books_balance_through_abandons_and_requeues(two_skills: Live) -> None:
+    live = two_skills
+    first = live.pbx.pbx.place_call("sales", caller="5551000080", handle_s=40.0)
+    await live.until(lambda: live.state("sal-1") is AgentState.TALKING)
+    live.pbx.pbx.place_call("sales", caller="5551000081", patience_s=3.0, handle_s=10.0)
+    live.pbx.pbx.place_call("sales", caller="5551000082", handle_s=10.0)
+    await live.until(lambda: any(r.outcome is CallOutcome.ABANDONED for r in live.service.recent))
+    await books_balance(live)
+    live.service.logout("sal-1", force=True)  # cut off mid-call: offered again
+    await live.until(lambda: live.state("sal-1") is AgentState.LOGGED_OUT)
+    await books_balance(live)
+    assert live.service.router.call(first) is not None
+    assert live.pbx.pbx.calls[first].outcome is None  # back on hold in Asterisk, not lost
+
+
+async def test_unknown_queue_goes_to_the_fallback_at_once(two_skills: Live) -> None:
+    live = two_skills
+    call = live.pbx.pbx.place_call("nosuchqueue", caller="5551000090", handle_s=10.0)
+    await live.until(lambda: call in live.pbx.pbx.fallback_calls, timeout=5)
+    assert live.service.router.call(call) is None
+
+
+async def test_graceful_stop_withdraws_the_heartbeat(two_skills: Live) -> None:
+    live = two_skills
+    assert float(live.pbx.pbx.globals["CCD_HEARTBEAT"]) > 0
+    await live.service.stop()
+    assert live.pbx.pbx.globals["CCD_HEARTBEAT"] == "0"
+    assert not live.service.ami.connected
+    # A caller arriving now is not announced to a ccd that is gone: straight to the fallback.
+    late = live.pbx.pbx.place_call("support", caller="5551000091", handle_s=10.0)
+    await live.until(lambda: late in live.pbx.pbx.fallback_calls, timeout=5)
+
+
+async def test_overflow_after_max_wait_goes_to_voicemail() -> None:
+    sc = scenario(
+        [{"group": "sal", "count": 1, "skills": {"sales": 1.0}}],
+        ["sales"],
+        {"sales": {"max_wait": "10s", "overflow": {"action": "voicemail"}}},
+    )
+    live = await start_live(sc)
+    try:
+        live.pbx.pbx.place_call("sales", caller="5551000100", handle_s=200.0)
+        await live.until(lambda: live.state("sal-1") is AgentState.TALKING)
+        waiting = live.pbx.pbx.place_call("sales", caller="5551000101", handle_s=10.0)
+        await live.until(lambda: waiting in live.pbx.pbx.overflow_calls.get("voicemail", []), timeout=10)
+        assert any(r.outcome is CallOutcome.OVERFLOWED for r in live.service.recent)
+        await books_balance(live)
+    finally:
+        await stop_live(live)
+
+
+async def test_caller_hangs_up_while_the_agent_rings() -> None:
+    sc = scenario(
+        [
+            {
+                "group": "slow",
+                "count": 1,
+                "skills": {"support": 1.0},
+                "answer_delay": {"dist": "fixed", "mean": 20},
+            }
+        ],
+        ["support"],
+    )
+    live = await start_live(sc, mode="ring", ring_timeout_s=30.0)
+    try:
+        call = live.pbx.pbx.place_call("support", caller="5551000110", patience_s=5.0, handle_s=10.0)
+        await live.until(lambda: any(r.call_id == call for r in live.service.recent), timeout=10)
+        rec = next(r for r in live.service.recent if r.call_id == call)
+        assert rec.outcome is CallOutcome.ABANDONED
+        await live.until(lambda: live.state("slow-1") is AgentState.READY)  # free again, not paused
+        assert live.service.router.agent("slow-1").reason == ""
+    finally:
+        await stop_live(live)
+
+
+async def test_a_failed_login_is_reported_and_can_be_retried() -> None:
+    sc = scenario([{"group": "sup", "count": 1, "skills": {"support": 1.0}}], ["support"])
+    live = await start_live(sc)
+    try:
+        # An agent whose phone Asterisk does not know: the login call fails (reason 0).
+        ghost = AgentSettings(AgentProfile("ghost", skills={"support": 1.0}), device="PJSIP/ghost")
+        live.service.agents["ghost"] = ghost
+        live.service.router.register_agent(ghost.profile)
+        live.service.tracker.set_agent("ghost", mode="session", device="PJSIP/ghost")
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with live.session.post(f"{live.url}/api/agents/ghost/login", headers=headers) as resp:
+            assert resp.status == 202
+        await live.until(lambda: live.service.login_status.get("ghost", ("",))[0].startswith("failed"))
+        async with live.session.get(f"{live.url}/api/agents") as resp:
+            row = next(a for a in (await resp.json())["agents"] if a["id"] == "ghost")
+        assert row["state"] == "logged_out" and row["login"].startswith("failed")
+        live.pbx.pbx.add_agent("ghost")  # the phone is fixed: a new login works
+        async with live.session.post(f"{live.url}/api/agents/ghost/login", headers=headers) as resp:
+            assert resp.status == 202
+        await live.until(lambda: live.state("ghost") is AgentState.READY)
+    finally:
+        await stop_live(live)

@@ -25,6 +25,7 @@ from acd.events import (
     CallTransferred,
     CancelOffer,
     ConnectToAgent,
+    OfferFailed,
     Overflow,
     OverflowAction,
 )
@@ -709,6 +710,35 @@ def test_resync_reconciles_everything() -> None:
     assert t.call_channel("c-still-waiting") == "PJSIP/t-5"
     # Everything is consistent now: a second resync with the same picture says nothing.
     assert t.resync(channels + status, 51.0) == []
+
+
+def test_resync_finds_a_lost_redirect_as_a_failed_offer() -> None:
+    t = tracker()
+    logged_in(t, "1001", LEG)
+    arrived(t, "c-session")
+    t.actions_for(ConnectToAgent("c-session", "1001", "sales"))  # the Redirect never arrived
+    arrived(t, "c-ring", at=3.0)
+    t.actions_for(ConnectToAgent("c-ring", "1002", "sales"))  # nor this one: still at ccd-hold,s
+    channels = [
+        core_show_channel(AGENT_CH, LEG, "ccd-agent-session", app="ConfBridge", bridge="b1"),
+        core_show_channel("PJSIP/t-1", "c-session", "ccd-hold", app="MusicOnHold"),
+        core_show_channel("PJSIP/t-2", "c-ring", "ccd-hold", app="MusicOnHold"),
+    ]
+    assert t.resync(channels, [], 9.0) == [
+        OfferFailed(9.0, "1001", "c-session"),
+        OfferFailed(9.0, "1002", "c-ring"),
+    ]
+    assert t.call_state("c-session") is CallState.WAITING
+
+
+def test_a_refused_connect_is_a_failed_offer_once() -> None:
+    t = tracker()
+    logged_in(t)
+    arrived(t)
+    t.actions_for(ConnectToAgent(CUST_UID, "1001", "sales"))
+    assert t.offer_failed(CUST_UID, 4.0) == [OfferFailed(4.0, "1001", CUST_UID)]
+    assert t.offer_failed(CUST_UID, 4.5) == []  # not offered any more
+    assert t.offer_failed("nobody", 4.5) == []
 
 
 def test_resync_keeps_a_pending_login() -> None:
