@@ -33,13 +33,23 @@ and ``Uniqueid: <unknown>``; an Originate that times out has no ``DialEnd``;
 by Redirect sets ``CONFBRIDGE_RESULT=HANGUP``; when a bridge made by ``Action: Bridge``
 breaks, the other party is hung up; ``SoftHangupRequest`` after an AMI Hangup says
 ``Cause: 16`` whatever the cause asked for; Status items carry ``Privilege: Call`` and
-their ActionID last. Noise an ACD does not need is not emitted (Newexten, most VarSet,
+their ActionID last. Orders that differ between runs of a real Asterisk differ here
+too, drawn from a stream seeded by ``seed`` (deterministic for a seed): an answered
+``OriginateResponse`` floats anywhere from before ``Newchannel`` (an immediate answer) to
+after ``ConfbridgeJoin`` or just before the leg's ``Hangup``; ``ConfbridgeJoin`` vs
+``BridgeEnter`` and ``ConfbridgeLeave`` vs ``BridgeLeave`` swap; of two channels hung up
+together either ``Hangup`` may come first; a caller abandoning a ringing Dial gives two
+identical ``DialEnd CANCEL``. When the agent's (marked) leg leaves a conference, the
+customers (``end_marked``) are kicked with ``CONFBRIDGE_RESULT=ENDMARKED`` and go on in
+``ccd-agent-join`` to ``ccd-hold,wait``. Callers hold in 10 s slices of music, re-checking
+the heartbeat and the total hold after each. Noise an ACD does not need is not emitted (Newexten, most VarSet,
 Cdr, DeviceStateChange, NewCallerid, security events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -49,7 +59,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,8 +76,9 @@ CTX_AGENT_SESSION = "ccd-agent-session"
 CTX_AGENT_JOIN = "ccd-agent-join"
 CTX_RING = "ccd-ring"
 OVERFLOW_ACTIONS = ("voicemail", "callback", "busy")
-HEARTBEAT_STALE_S = 30.0  # ccd-hold,s: callers go to the fallback when ccd was silent this long
+HEARTBEAT_STALE_S = 30.0  # ccd-hold: callers go to the fallback when ccd was silent this long
 DEFAULT_MAX_HOLD_S = 300
+HOLD_SLICE_S = 10  # ccd-hold plays music in slices this long and re-checks the heartbeat between them
 VOICEMAIL_S = 30.0  # how long a caller sent to voicemail talks to it before hanging up
 CALLBACK_MESSAGE_S = 8.0  # the "we will call you back" announcement
 BUSY_TONE_S = 5.0  # a caller listening to Busy() hangs up after this
@@ -365,6 +376,7 @@ class Bridge:
     channels: list[Channel] = field(default_factory=list)
     conference: str | None = None
     marked: set[str] = field(default_factory=set)  # uniqueids of marked conference users
+    end_marked: set[str] = field(default_factory=set)  # users kicked when the last marked one leaves
     joined_at: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -482,6 +494,9 @@ class _Dialling(_Activity):
     def leave(self, pbx: Pbx, ch: Channel, why: str) -> None:
         self.stop_timers()
         pbx._dial_end(ch, self.dest, "CANCEL")
+        if why == "hangup":
+            # As captured when a caller abandons while a phone rings: the same DialEnd twice.
+            pbx._dial_end(ch, self.dest, "CANCEL")
         ch.variables["DIALSTATUS"] = "CANCEL"
         pbx._destroy(self.dest, 0, how="internal")
 
@@ -539,6 +554,18 @@ class _Timed(_Activity):
     """VoiceMail, Playback, Busy, Wait...: nothing to say when interrupted."""
 
 
+class _EventWindow:
+    """The events of one synchronous step, held back until the step is over so that a few
+    (``floating``) can be put where Asterisk's many threads would have put them."""
+
+    __slots__ = ("events", "floating")
+
+    def __init__(self) -> None:
+        self.events: list[AmiEvent] = []
+        # (event, uniqueid): the event lands anywhere before that channel's Hangup.
+        self.floating: list[tuple[AmiEvent, str]] = []
+
+
 # --- the PBX -------------------------------------------------------------------------------
 
 
@@ -578,6 +605,12 @@ class Pbx:
         self.agents: AgentModel = agents if agents is not None else self.static_agents
         self.queues: dict[str, QueueDefaults] = dict(queues or {})
         self._rng = random.Random(seed)
+        # Event order variations (quirks 3 and 6) have their own stream, so that they do not
+        # change the bridge ids and AGI ids a seed gave before they existed.
+        self._order_rng = random.Random(f"{seed}:order")
+        self._window: _EventWindow | None = None
+        self._destroying = 0  # depth of nested _destroy calls (a hangup that causes another)
+        self._deferred_hangups: list[AmiEvent] = []
         self.listeners: list[Callable[[AmiEvent], None]] = []
         self.channels: dict[str, Channel] = {}  # by name
         self._by_uid: dict[str, Channel] = {}
@@ -600,9 +633,57 @@ class Pbx:
         self.scheduler.close()
 
     def _emit(self, name: str, category: str, headers: Iterable[tuple[str, str]]) -> None:
-        event = AmiEvent(name, category, tuple(headers))
+        self._emit_event(AmiEvent(name, category, tuple(headers)))
+
+    def _emit_event(self, event: AmiEvent) -> None:
+        if self._window is not None:
+            self._window.events.append(event)
+            return
         for listener in list(self.listeners):
             listener(event)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[_EventWindow]:
+        """Hold the events of a synchronous step back and publish them together at its end
+        (nested batches join the outer one). Nothing is delayed in time: the point is to
+        place floating events (``_float``) at a seeded random position among them."""
+        if self._window is not None:
+            yield self._window
+            return
+        window = self._window = _EventWindow()
+        try:
+            yield window
+        finally:
+            self._window = None
+            events = window.events
+            for event, uid in window.floating:
+                bound = next(
+                    (
+                        i
+                        for i, e in enumerate(events)
+                        if e.name == "Hangup" and ("Uniqueid", uid) in e.headers
+                    ),
+                    len(events),
+                )
+                events.insert(self._order_rng.randint(0, bound), event)
+            for event in events:
+                self._emit_event(event)
+
+    def _float(self, event: AmiEvent, uniqueid: str) -> None:
+        """An event with no fixed position (quirk 3: OriginateResponse): anywhere in the current
+        batch before the Hangup of channel ``uniqueid``."""
+        if self._window is None:
+            self._emit_event(event)
+        else:
+            self._window.floating.append((event, uniqueid))
+
+    def _either(self, *steps: Callable[[], None]) -> None:
+        """Run steps that Asterisk runs in different threads in a seeded random order (quirk 6:
+        ConfbridgeJoin vs BridgeEnter, ConfbridgeLeave vs BridgeLeave differ between runs)."""
+        order = list(steps)
+        self._order_rng.shuffle(order)
+        for step in order:
+            step()
 
     def _varset(self, ch: Channel, name: str, value: str) -> None:
         """Set a channel variable the ACD may care about, with its (dialplan class) VarSet."""
@@ -786,6 +867,14 @@ class Pbx:
         return not (self.now() - beat <= HEARTBEAT_STALE_S)
 
     def _run_hold(self, ch: Channel, *, announce: bool) -> None:
+        """``ccd-hold,s`` (``announce``: heartbeat check, CCDCallWaiting) or ``ccd-hold,wait``.
+
+        Both then hold the caller in slices of music (extensions.conf, priority by priority):
+        ``Set(CCD_MAX_HOLD)`` (300 if unset or bad), ``Set(CCD_HOLD_START)`` (``s``: now, a
+        new wait; ``wait``: kept if set, so that a take-back does not restart the clock),
+        then the loop of :meth:`_hold_slice`. Slicing is what lets a crashed ccd be noticed
+        by callers already on hold: one long MusicOnHold would only end after CCD_MAX_HOLD.
+        """
         exten = "s" if announce else "wait"
         if announce:
             self._at(ch, CTX_HOLD, exten, 1, "GotoIf")
@@ -803,19 +892,44 @@ class Pbx:
                     ("CCDPriority", self._var(ch, "CCD_PRIORITY")),
                 ),
             )
-        priority = 3 if announce else 1
-        max_hold = _positive_int(self._var(ch, "CCD_MAX_HOLD"))
-        data = "default" if max_hold is None else f"default,{max_hold}"
-        self._at(ch, CTX_HOLD, exten, priority, "MusicOnHold", data)
+        first = 3 if announce else 1
+        self._at(ch, CTX_HOLD, exten, first, "Set")
+        ch.variables["CCD_MAX_HOLD"] = str(_positive_int(self._var(ch, "CCD_MAX_HOLD")) or DEFAULT_MAX_HOLD_S)
+        self._at(ch, CTX_HOLD, exten, first + 1, "Set")
+        kept = None if announce else _positive_int(self._var(ch, "CCD_HOLD_START"))
+        ch.variables["CCD_HOLD_START"] = str(kept or int(self.now()))
+        self._hold_slice(ch, exten, first + 2)
+
+    def _hold_slice(self, ch: Channel, exten: str, loop: int) -> None:
+        """One turn of the hold loop, from priority ``loop``: ``Set(CCD_HOLD_LEFT=max - (EPOCH -
+        start))``, ``GotoIf(left <= 0 ? ccd-fallback)``, ``MusicOnHold(default,MIN(10,left))``,
+        ``GotoIf(heartbeat stale ? ccd-fallback)``, ``Goto(loop)``. Each slice that runs out
+        ends its music (MusicOnHoldStop) and the next starts it again (MusicOnHoldStart)."""
+        self._at(ch, CTX_HOLD, exten, loop, "Set")
+        max_hold = _positive_int(self._var(ch, "CCD_MAX_HOLD")) or DEFAULT_MAX_HOLD_S
+        start = _int_or(self._var(ch, "CCD_HOLD_START"), int(self.now()))
+        left = max_hold - (int(self.now()) - start)
+        ch.variables["CCD_HOLD_LEFT"] = str(left)
+        self._at(ch, CTX_HOLD, exten, loop + 1, "GotoIf")
+        if left <= 0:
+            self._goto(ch, CTX_FALLBACK, "s")
+            return
+        slice_s = min(HOLD_SLICE_S, left)
+        self._at(ch, CTX_HOLD, exten, loop + 2, "MusicOnHold", f"default,{slice_s}")
         self._emit("MusicOnHoldStart", "call", (*ch.snapshot(), ("Class", "default")))
         ch.activity = _Moh()
-        if max_hold is not None:
 
-            def held_too_long() -> None:
-                self._emit("MusicOnHoldStop", "call", ch.snapshot())
+        def slice_over() -> None:
+            ch.activity = None
+            self._emit("MusicOnHoldStop", "call", ch.snapshot())
+            self._at(ch, CTX_HOLD, exten, loop + 3, "GotoIf")
+            if self._heartbeat_stale():
                 self._goto(ch, CTX_FALLBACK, "s")
+                return
+            self._at(ch, CTX_HOLD, exten, loop + 4, "Goto", f"{loop}")
+            self._hold_slice(ch, exten, loop)
 
-            self._after(ch, max_hold, held_too_long)
+        self._after(ch, slice_s, slice_over)
 
     def _run_fallback(self, ch: Channel) -> None:
         self._at(ch, CTX_FALLBACK, "s", 1, "UserEvent")
@@ -862,6 +976,8 @@ class Pbx:
     def _confbridge(
         self, ch: Channel, context: str, exten: str, priority: int, profile: str, *, marked: bool
     ) -> None:
+        """ConfBridge(ccd-agent-${CCD_AGENT},ccd_agent_bridge,<profile>). ``marked``: the agent's
+        ``ccd_agent_user`` (marked=yes); else ``ccd_customer_user`` (wait_marked, end_marked)."""
         conf = f"ccd-agent-{self._var(ch, 'CCD_AGENT')}"
         self._at(ch, context, exten, priority, "ConfBridge", f"{conf},ccd_agent_bridge,{profile}")
         bridge = self.conferences.get(conf)
@@ -875,34 +991,97 @@ class Pbx:
             self.conferences[conf] = bridge
             self._emit("BridgeCreate", "call", bridge.block(0))
             self._emit("ConfbridgeStart", "call", (("Conference", conf), *bridge.block()))
-        self._bridge_enter(bridge, ch)
         if marked:
             bridge.marked.add(ch.uniqueid)
-        self._emit(
-            "ConfbridgeJoin",
-            "call",
-            (("Conference", conf), *bridge.block(), *ch.snapshot(), ("Admin", "No"), ("Muted", "No")),
+        else:
+            bridge.end_marked.add(ch.uniqueid)
+        after = bridge.count + 1  # ConfbridgeJoin counts the newcomer whether or not BridgeEnter came first
+        self._either(
+            lambda: self._bridge_enter(bridge, ch),
+            lambda: self._emit(
+                "ConfbridgeJoin",
+                "call",
+                (
+                    ("Conference", conf),
+                    *bridge.block(after),
+                    *ch.snapshot(),
+                    ("Admin", "No"),
+                    ("Muted", "No"),
+                ),
+            ),
         )
         ch.activity = _Conference(bridge)
         self._conversations(bridge)
 
     def _conference_leave(self, bridge: Bridge, ch: Channel, result: str) -> None:
-        conf = bridge.conference or ""
-        self._emit(
-            "ConfbridgeLeave",
-            "call",
-            (("Conference", conf), *bridge.block(), *ch.snapshot(), ("Admin", "No")),
-        )
-        self._bridge_leave(bridge, ch)
-        bridge.marked.discard(ch.uniqueid)
-        self._varset(ch, "CONFBRIDGE_RESULT", result)
+        """``ch`` leaves the conference with CONFBRIDGE_RESULT ``result``. When the last marked
+        user (the agent) goes, app_confbridge kicks every end_marked user (the customers):
+        CONFBRIDGE_RESULT=ENDMARKED and their dialplan goes on after ConfBridge()."""
+        was_marked = self._conference_part(bridge, ch, result)
+        kicked: list[Channel] = []
+        if was_marked and not bridge.marked:
+            kicked = [c for c in bridge.channels if c.uniqueid in bridge.end_marked]
+            for c in kicked:
+                c.activity = None
+                c.gen += 1
+                self._conference_part(bridge, c, "ENDMARKED")
         if not bridge.channels:
+            conf = bridge.conference or ""
             self._emit("ConfbridgeEnd", "call", (("Conference", conf), *bridge.block()))
             bridge.hidden = 0
             self.conferences.pop(conf, None)
             self._bridge_destroy(bridge)
         else:
             self._conversations(bridge)
+        for c in kicked:
+            if c.alive:
+                self._after_conference(c)
+
+    def _conference_part(self, bridge: Bridge, ch: Channel, result: str) -> bool:
+        """The leave events of one user; returns whether they were marked. A kick sets the
+        result before the user leaves (as captured for KICKED); a hangup or Redirect sets
+        HANGUP after BridgeLeave. ConfbridgeLeave and BridgeLeave come in either order and
+        ConfbridgeLeave always counts the leaver."""
+        conf = bridge.conference or ""
+        before = bridge.count
+        if result != "HANGUP":
+            self._varset(ch, "CONFBRIDGE_RESULT", result)
+
+        def bridge_leave() -> None:
+            self._bridge_leave(bridge, ch)
+            if result == "HANGUP":
+                self._varset(ch, "CONFBRIDGE_RESULT", result)
+
+        self._either(
+            lambda: self._emit(
+                "ConfbridgeLeave",
+                "call",
+                (("Conference", conf), *bridge.block(before), *ch.snapshot(), ("Admin", "No")),
+            ),
+            bridge_leave,
+        )
+        was_marked = ch.uniqueid in bridge.marked
+        bridge.marked.discard(ch.uniqueid)
+        bridge.end_marked.discard(ch.uniqueid)
+        return was_marked
+
+    def _after_conference(self, ch: Channel) -> None:
+        """The dialplan after ConfBridge() returned by itself (kicked, end_marked). In
+        ``ccd-agent-join`` a customer is never hung up: ``GotoIf(HANGUP?done)``,
+        ``Set(CCD_HOLD_START=${EPOCH})`` (the talk was not hold), ``Goto(ccd-hold,wait,1)``;
+        ccd requeues the call. An agent's ``ccd-agent-session`` leg hangs up."""
+        if ch.context == CTX_AGENT_JOIN:
+            self._at(ch, CTX_AGENT_JOIN, "s", 2, "GotoIf")
+            if self._var(ch, "CONFBRIDGE_RESULT") != "HANGUP":
+                self._at(ch, CTX_AGENT_JOIN, "s", 3, "Set", "CCD_HOLD_START=${EPOCH}")
+                ch.variables["CCD_HOLD_START"] = str(int(self.now()))
+                self._at(ch, CTX_AGENT_JOIN, "s", 4, "Goto", "ccd-hold,wait,1")
+                self._goto(ch, CTX_HOLD, "wait")
+                return
+            self._at(ch, CTX_AGENT_JOIN, "s", 5, "Hangup")
+        elif ch.context == CTX_AGENT_SESSION:
+            self._at(ch, CTX_AGENT_SESSION, "s", 3, "Hangup")
+        self._destroy(ch, 16, how="internal")
 
     # --- bridges --------------------------------------------------------------------------------
 
@@ -1121,17 +1300,31 @@ class Pbx:
         ch.activity = None
         ch.gen += 1
         ch.alive = False
-        if activity is not None:
-            activity.leave(self, ch, "hangup")
-        if how == "soft":
-            self._emit("SoftHangupRequest", "call", (*ch.snapshot(), ("Cause", "16")))
-        if ch.bridge is not None:  # e.g. a channel bridged without an activity
-            self._bridge_leave(ch.bridge, ch)
+        self._destroying += 1
+        try:
+            if activity is not None:
+                activity.leave(self, ch, "hangup")
+            if how == "soft":
+                self._emit("SoftHangupRequest", "call", (*ch.snapshot(), ("Cause", "16")))
+            if ch.bridge is not None:  # e.g. a channel bridged without an activity
+                self._bridge_leave(ch.bridge, ch)
+        finally:
+            self._destroying -= 1
         self.channels.pop(ch.name, None)
         self._by_uid.pop(ch.uniqueid, None)
-        self._emit(
+        hangup = AmiEvent(
             "Hangup", "call", (*ch.snapshot(), ("Cause", str(cause)), ("Cause-txt", cause_text(cause)))
         )
+        if self._destroying and self._order_rng.random() < 0.5:
+            # Hung up because another channel is (its bridge peer, its Dial caller): the two
+            # channel threads race, so this Hangup may come after the other's (quirk 6).
+            self._deferred_hangups.append(hangup)
+        else:
+            self._emit_event(hangup)
+            if not self._destroying:
+                deferred, self._deferred_hangups = self._deferred_hangups, []
+                for event in deferred:
+                    self._emit_event(event)
         call = ch.caller
         if call is not None:
             self._pause_talk(call)
@@ -1247,9 +1440,17 @@ class Pbx:
             ("CallerIDNum", plan.cid_num or "<unknown>"),
             ("CallerIDName", plan.cid_name or "<unknown>"),
         ]
-        self._emit("OriginateResponse", "call", headers)
+        event = AmiEvent("OriginateResponse", "call", tuple(headers))
+        if success and ch is not None:
+            self._float(event, ch.uniqueid)
+        else:
+            self._emit_event(event)
 
     def _originate(self, plan: _OriginatePlan, done: Callable[[bool], None] | None) -> None:
+        with self._batch():
+            self._originate_now(plan, done)
+
+    def _originate_now(self, plan: _OriginatePlan, done: Callable[[bool], None] | None) -> None:
         tech, _, resource = plan.dial.partition("/")
         if tech.upper() != "PJSIP" or not resource:
             self._originate_response(plan, None, REASON_FAILED, done)  # no such channel driver
@@ -1279,9 +1480,10 @@ class Pbx:
         else:
             script = None
         if script is None or script.outcome == "unavailable":
+            # As captured (scenario 6): DialEnd CHANUNAVAIL, the Failure, then the leg's Hangup.
             self._dial_end_dest(ch, "CHANUNAVAIL")
-            self._destroy(ch, 20, how="internal")
             self._originate_response(plan, None, REASON_FAILED, done)
+            self._destroy(ch, 20, how="internal")
             return
         gen = ch.gen
 
@@ -1289,22 +1491,29 @@ class Pbx:
             if not ch.alive or ch.gen != gen:
                 return
             ch.activity = None
+            if reason in (REASON_BUSY, REASON_CONGESTION):
+                # As captured (3c): the busy OriginateResponse overtakes DialEnd BUSY.
+                self._originate_response(plan, None, reason, done)
             if status is not None:
                 self._dial_end_dest(ch, status)
             self._destroy(ch, cause, how="internal")
-            self._originate_response(plan, None, reason, done)
+            if reason not in (REASON_BUSY, REASON_CONGESTION):
+                self._originate_response(plan, None, reason, done)
 
         def answer() -> None:
             if not ch.alive or ch.gen != gen:
                 return
-            ch.activity = None
-            self._set_state(ch, UP)
-            self._dial_end_dest(ch, "ANSWER")
-            self._originate_response(plan, ch, REASON_ANSWERED, done)
-            if plan.app:
-                self._run_application(ch, plan.app, plan.data)
-            else:
-                self._goto(ch, plan.context, plan.exten, plan.priority)
+            with self._batch():
+                ch.activity = None
+                self._set_state(ch, UP)
+                self._dial_end_dest(ch, "ANSWER")
+                # Floats (quirk 3): anywhere from before Newchannel (an immediate answer) to
+                # after ConfbridgeJoin or the hold music, or just before the leg's Hangup.
+                self._originate_response(plan, ch, REASON_ANSWERED, done)
+                if plan.app:
+                    self._run_application(ch, plan.app, plan.data)
+                else:
+                    self._goto(ch, plan.context, plan.exten, plan.priority)
             if math.isfinite(script.talk_s):
                 self.scheduler.after(script.talk_s, lambda: self._destroy(ch, 16, how="remote"))
 
@@ -1315,6 +1524,9 @@ class Pbx:
             self.scheduler.after(script.after_s, lambda: give_up(17, "BUSY", REASON_BUSY))
         elif script.outcome == "congestion":
             self.scheduler.after(script.after_s, lambda: give_up(34, "CONGESTION", REASON_CONGESTION))
+        elif script.outcome == "answer" and script.after_s <= 0 < plan.timeout_s:
+            answer()  # picked up at once (auto-answer, a Local channel): no ringing
+            return
         else:
             self._set_state(ch, RINGING)
             self._emit("DialState", "call", (*ch.snapshot("Dest"), ("DialStatus", "RINGING")))
@@ -1663,8 +1875,8 @@ class Pbx:
                     ("Conference", bridge.conference or ""),
                     ("Admin", "No"),
                     ("MarkedUser", "Yes" if ch.uniqueid in bridge.marked else "No"),
-                    ("WaitMarked", "No"),
-                    ("EndMarked", "No"),
+                    ("WaitMarked", "Yes" if ch.uniqueid in bridge.end_marked else "No"),
+                    ("EndMarked", "Yes" if ch.uniqueid in bridge.end_marked else "No"),
                     ("EndMarkedAny", "No"),
                     ("Waiting", "No"),
                     ("Muted", "No"),
@@ -1692,7 +1904,8 @@ class Pbx:
             for c in victims:
                 if c.alive and isinstance(c.activity, _Conference) and c.activity.bridge is bridge:
                     self._leave_activity(c, "kick")
-                    self._destroy(c, 16, how="internal")  # next priority: Hangup()
+                    if c.alive:
+                        self._after_conference(c)  # the next priority, as the dialplan says
 
         self.scheduler.after(0.0, kick)
         return ok("User kicked")

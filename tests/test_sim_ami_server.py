@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from panoramisk import Manager
 
 from sim.ami_server import BANNER, FrameParser, SimulatedAsterisk, event_mask
+from sim.pbx import ActionRequest, Pbx
 from sim.scenario import Scenario, parse_scenario
 
 SPEED = 50.0
@@ -104,6 +105,16 @@ class Client:
         return await self.until(
             lambda m: get(m, "Event") == name and all(get(m, k) == v for k, v in match.items()), timeout
         )
+
+    async def seen_event(self, start: int, name: str, timeout: float = 3.0, **match: str) -> Msg:
+        """A matching event anywhere from ``start`` on, even one an earlier wait went past
+        (for events whose relative order varies, like OriginateResponse)."""
+
+        def ok(m: Msg) -> bool:
+            return get(m, "Event") == name and all(get(m, k) == v for k, v in match.items())
+
+        found = next((m for m in self.seen[start:] if ok(m)), None)
+        return found if found is not None else await self.until(ok, timeout)
 
     async def action(self, **headers: str | list[str]) -> Msg:
         return await self.response(self.send(**headers))
@@ -380,6 +391,7 @@ SNAPSHOT = [
 async def login_agent(c: Client, agent: str, n: int = 1) -> Msg:
     """ccd's agent login: Originate the phone into ccd-agent-session; returns its ConfbridgeJoin."""
     leg = f"ccd-agent-{agent}-{n}"
+    start = len(c.seen)
     reply = await c.action(
         Action="Originate",
         Channel=f"PJSIP/{agent}",
@@ -391,9 +403,9 @@ async def login_agent(c: Client, agent: str, n: int = 1) -> Msg:
         Variable=f"CCD_AGENT={agent}",
     )
     assert get(reply, "Message") == "Originate successfully queued"
-    done = await c.event("OriginateResponse", Uniqueid=leg)
+    done = await c.seen_event(start, "OriginateResponse", Uniqueid=leg)
     assert get(done, "Response") == "Success" and get(done, "Reason") == "4"
-    return await c.event("ConfbridgeJoin", Uniqueid=leg)
+    return await c.seen_event(start, "ConfbridgeJoin", Uniqueid=leg)
 
 
 async def test_inbound_caller_waits_on_hold_with_a_ccd_call_waiting(
@@ -426,7 +438,8 @@ async def test_agent_session_and_redirect_into_the_conference(client: Client, pb
     assert client.names_since(start)[:1] == ["Response:Success"]
     names = client.names_since(start)
     assert names.index("Newchannel") < names.index("DialBegin") < names.index("DialEnd")
-    assert names.index("OriginateResponse") < names.index("BridgeCreate") < names.index("ConfbridgeStart")
+    assert "OriginateResponse" in names  # anywhere: its position varies (quirk 3)
+    assert names.index("BridgeCreate") < names.index("ConfbridgeStart")
     assert (get(join, "Channel") or "").startswith("PJSIP/tier1-1-")
     assert get(join, "Conference") == "ccd-agent-tier1-1"
     assert get(join, "BridgeNumChannels") == "2"  # the hidden announcer counts
@@ -446,11 +459,13 @@ async def test_agent_session_and_redirect_into_the_conference(client: Client, pb
     assert get(reply, "Message") == "Redirect successful"
     assert client.names_since(start) == ["Response:Success"]  # the response comes before any event
     await client.event("MusicOnHoldStop", Uniqueid=uid)
-    enter = await client.event("BridgeEnter", Uniqueid=uid)
+    # BridgeEnter and ConfbridgeJoin come in either order (quirk 6); both count the customer.
+    enter = await client.seen_event(start, "BridgeEnter", Uniqueid=uid)
     assert get(enter, "BridgeNumChannels") == "3"
     assert get(enter, "BridgeUniqueid") == get(join, "BridgeUniqueid")
-    customer = await client.event("ConfbridgeJoin", Uniqueid=uid)
+    customer = await client.seen_event(start, "ConfbridgeJoin", Uniqueid=uid)
     assert customer[-2:] == [("Admin", "No"), ("Muted", "No")]
+    assert get(customer, "BridgeNumChannels") == "3"
     rooms = await client.action(Action="ConfbridgeListRooms", ActionID="rooms")
     assert get(rooms, "EventList") == "start"
     room = await client.event("ConfbridgeListRooms")
@@ -483,9 +498,10 @@ async def test_redirect_out_of_the_conference_and_agent_logout(
     await client.action(Action="Setvar", Channel=chan, Variable="CCD_AGENT", Value="tier1-2")
     await client.action(Action="Redirect", Channel=chan, Context="ccd-agent-join", Exten="s", Priority="1")
     await client.event("ConfbridgeJoin", Uniqueid=uid)
+    start = len(client.seen)
     await client.action(Action="Redirect", Channel=chan, Context="ccd-hold", Exten="wait", Priority="1")
-    await client.event("ConfbridgeLeave", Uniqueid=uid)
-    result = await client.event("VarSet", Uniqueid=uid, Variable="CONFBRIDGE_RESULT")
+    await client.seen_event(start, "ConfbridgeLeave", Uniqueid=uid)
+    result = await client.seen_event(start, "VarSet", Uniqueid=uid, Variable="CONFBRIDGE_RESULT")
     assert get(result, "Value") == "HANGUP"
     await client.event("MusicOnHoldStart", Uniqueid=uid)
     reply = await client.action(Action="Hangup", Channel=leg, Cause="16")
@@ -539,7 +555,8 @@ async def test_originate_of_an_unknown_device_fails_for_every_session(
         ("CallerIDNum", "<unknown>"),
         ("CallerIDName", "<unknown>"),
     ]
-    assert await other.event("OriginateResponse", ActionID="login-nobody") == mine  # broadcast
+    # Broadcast; as captured, it comes before the leg's Hangup.
+    assert await other.seen_event(0, "OriginateResponse", ActionID="login-nobody") == mine
     await other.close()
 
 
@@ -633,7 +650,9 @@ async def test_core_show_channels_and_status_lists(client: Client, pbx: Simulate
         "Duration",
         "BridgeId",
     ]
-    assert get(item, "Application") == "MusicOnHold" and get(item, "ApplicationData") == "default,300"
+    assert (
+        get(item, "Application") == "MusicOnHold" and get(item, "ApplicationData") == "default,10"
+    )  # a 10 s slice
     assert get(item, "Context") == "ccd-hold"
     done = await client.event("CoreShowChannelsComplete")
     assert done == [
@@ -841,3 +860,238 @@ async def test_drop_and_stall_sessions(client: Client, pbx: SimulatedAsterisk) -
     again = await Client.connect(pbx.port)
     assert get(await again.login(), "Response") == "Success"
     await again.close()
+
+
+# --- ConfBridge end_marked, hold slices, and the seeded order variations ------------------------
+
+
+async def connect_customer(c: Client, server: SimulatedAsterisk, agent: str, **call: Any) -> tuple[str, str]:
+    """A caller arrives and ccd puts them into ``agent``'s conference; returns (uid, channel)."""
+    uid = server.pbx.place_call("support", **call)
+    chan = get(await c.event("UserEvent", UserEvent="CCDCallWaiting", Uniqueid=uid), "Channel") or ""
+    start = len(c.seen)
+    await c.action(Action="Setvar", Channel=chan, Variable="CCD_AGENT", Value=agent)
+    await c.action(Action="Redirect", Channel=chan, Context="ccd-agent-join", Exten="s", Priority="1")
+    await c.seen_event(start, "ConfbridgeJoin", Uniqueid=uid)
+    return uid, chan
+
+
+async def test_end_marked_puts_the_customer_back_on_hold_when_the_agent_leg_drops(
+    client: Client, pbx: SimulatedAsterisk
+) -> None:
+    join = await login_agent(client, "tier1-1")
+    leg = get(join, "Channel") or ""
+    uid, chan = await connect_customer(client, pbx, "tier1-1", handle_s=600.0)
+    listed = await client.action(Action="ConfbridgeList", Conference="ccd-agent-tier1-1")
+    assert get(listed, "Response") == "Success"
+    item = await client.event("ConfbridgeList", Uniqueid=uid)
+    assert (get(item, "WaitMarked"), get(item, "EndMarked"), get(item, "MarkedUser")) == ("Yes", "Yes", "No")
+    await asyncio.sleep(10 / SPEED)  # they talk for about 10 s
+    start = len(client.seen)
+    await client.action(Action="Hangup", Channel=leg, Cause="16")
+    moh = await client.seen_event(start, "MusicOnHoldStart", Uniqueid=uid)
+    assert (get(moh, "Context"), get(moh, "Exten")) == ("ccd-hold", "wait")
+    result = await client.seen_event(start, "VarSet", Uniqueid=uid, Variable="CONFBRIDGE_RESULT")
+    assert get(result, "Value") == "ENDMARKED"
+    leave = await client.seen_event(start, "ConfbridgeLeave", Uniqueid=uid)
+    assert get(leave, "Conference") == "ccd-agent-tier1-1"
+    await client.seen_event(start, "BridgeLeave", Uniqueid=uid)
+    await client.seen_event(start, "ConfbridgeEnd", Conference="ccd-agent-tier1-1")
+    await client.seen_event(start, "Hangup", Uniqueid="ccd-agent-tier1-1-1")
+    customer = [m for m in client.seen[start:] if get(m, "Uniqueid") == uid]
+    names = [get(m, "Event") for m in customer]
+    # KICKED/ENDMARKED is set before the user leaves; the dialplan goes on after both leave events.
+    assert names.index("VarSet") < min(names.index("ConfbridgeLeave"), names.index("BridgeLeave"))
+    assert max(names.index("ConfbridgeLeave"), names.index("BridgeLeave")) < names.index("MusicOnHoldStart")
+    assert "Hangup" not in names and pbx.pbx.find(chan) is not None
+    # No new CCDCallWaiting: ccd already knows the call (it requeues it on the leg's Hangup).
+    assert not [m for m in client.seen[start:] if get(m, "UserEvent") == "CCDCallWaiting"]
+    call = pbx.pbx.calls[uid]
+    assert call.talking_since is None and call.outcome is None
+    talked = pbx.pbx.counters.agent_talk_s["tier1-1"]
+    assert talked == pytest.approx(10.0, abs=3.0)
+    assert call.remaining_s == pytest.approx(600.0 - talked)
+    # ccd routes the call again: the conversation resumes with what was left of it.
+    await login_agent(client, "tier1-2")
+    start = len(client.seen)
+    await client.action(Action="Setvar", Channel=chan, Variable="CCD_AGENT", Value="tier1-2")
+    await client.action(Action="Redirect", Channel=chan, Context="ccd-agent-join", Exten="s", Priority="1")
+    await client.seen_event(start, "ConfbridgeJoin", Uniqueid=uid, Conference="ccd-agent-tier1-2")
+    assert call.talking_since is not None and call.agents == ["tier1-1", "tier1-2"]
+    assert pbx.pbx.counters.connected == 1  # one call, connected once
+
+
+async def test_a_kicked_customer_goes_back_on_hold_and_is_not_hung_up(
+    client: Client, pbx: SimulatedAsterisk
+) -> None:
+    await login_agent(client, "tier1-1")
+    uid, chan = await connect_customer(client, pbx, "tier1-1", handle_s=600.0)
+    start = len(client.seen)
+    reply = await client.action(Action="ConfbridgeKick", Conference="ccd-agent-tier1-1", Channel=chan)
+    assert get(reply, "Message") == "User kicked"
+    moh = await client.seen_event(start, "MusicOnHoldStart", Uniqueid=uid)
+    assert get(moh, "Exten") == "wait"
+    result = await client.seen_event(start, "VarSet", Uniqueid=uid, Variable="CONFBRIDGE_RESULT")
+    assert get(result, "Value") == "KICKED"
+    assert pbx.pbx.find(chan) is not None and pbx.pbx.conferences  # the agent stays in the room
+
+
+async def test_callers_on_hold_reach_the_fallback_soon_after_ccd_stops_beating(
+    pbx: SimulatedAsterisk,
+) -> None:
+    c = await Client.connect(pbx.port)
+    await c.login()
+    beat = pbx.pbx.now()
+    await c.action(Action="Setvar", Variable="CCD_HEARTBEAT", Value=str(int(beat)))
+    uid = pbx.pbx.place_call("support")  # holds with CCD_MAX_HOLD 300; then ccd "crashes"
+    await c.event("UserEvent", UserEvent="CCDCallWaiting", Uniqueid=uid)
+    start = len(c.seen)
+    await c.event("UserEvent", UserEvent="CCDFallback", Uniqueid=uid, timeout=60 / SPEED + 2)
+    waited = pbx.pbx.now() - beat
+    assert 30 < waited <= 42, waited  # stale after 30 s, noticed at the end of a 10 s slice
+    names = c.names_since(start)
+    # Each slice ends its music and the next starts it again.
+    assert names.count("MusicOnHoldStop") >= 3 and names.count("MusicOnHoldStart") >= 2
+    assert names[-2:] == ["MusicOnHoldStop", "UserEvent"]
+    assert pbx.pbx.calls[uid].outcome == "fallback"
+    await c.close()
+
+
+async def test_total_hold_is_capped_at_ccd_max_hold_across_take_backs(
+    client: Client, pbx: SimulatedAsterisk
+) -> None:
+    client.send(Action="Setvar", Variable="CCD_HEARTBEAT", Value=str(int(pbx.pbx.now()) + 10**6))
+    arrived = pbx.pbx.now()
+    uid = pbx.pbx.place_call("support")
+    chan = get(await client.event("UserEvent", UserEvent="CCDCallWaiting", Uniqueid=uid), "Channel") or ""
+    await client.action(Action="Setvar", Channel=chan, Variable="CCD_MAX_HOLD", Value="25")
+    await asyncio.sleep(12 / SPEED)
+    # A take-back in the middle (ccd-hold,wait) keeps the wait's start: 25 s in all, not 12 + 25.
+    await client.action(Action="Redirect", Channel=chan, Context="ccd-hold", Exten="wait", Priority="1")
+    await client.event("UserEvent", UserEvent="CCDFallback", Uniqueid=uid, timeout=60 / SPEED + 2)
+    held = pbx.pbx.now() - arrived
+    assert 24 <= held <= 28, held
+    assert pbx.pbx.find(chan) is not None and pbx.pbx.calls[uid].outcome == "fallback"
+
+
+# Direct Pbx runs (no TCP), to look at the seeded order variations across many seeds.
+
+FAST = 2000.0
+
+
+async def record(seed: int, script: Callable[[Pbx], Awaitable[None]]) -> list[tuple[str, dict[str, str]]]:
+    """Run ``script(pbx)`` on a fresh PBX with ``seed``; returns (event, headers) in order."""
+    pbx = Pbx(speed=FAST, seed=seed)
+    out: list[tuple[str, dict[str, str]]] = []
+    pbx.listeners.append(lambda e: out.append((e.name, dict(e.headers))))
+    pbx.globals["CCD_HEARTBEAT"] = str(int(pbx.now()) + 10**6)
+    pbx.add_agent("tier1-1")
+    pbx.add_agent("slow-1", answer_delay_s=2.0)
+    pbx.add_agent("lazy-1", never_answers=True)
+
+    try:
+        await script(pbx)
+    finally:
+        pbx.close()
+    assert not pbx.errors
+    return out
+
+
+def act(pbx: Pbx, **headers: str) -> Any:
+    return pbx.handle(ActionRequest(headers.items()))
+
+
+async def vsleep(seconds: float) -> None:
+    await asyncio.sleep(seconds / FAST + 0.005)
+
+
+def login(pbx: Pbx, agent: str) -> None:
+    act(
+        pbx,
+        Action="Originate",
+        Channel=f"PJSIP/{agent}",
+        Context="ccd-agent-session",
+        Exten="s",
+        Priority="1",
+        Async="true",
+        ChannelId=f"ccd-agent-{agent}-1",
+        Variable=f"CCD_AGENT={agent}",
+    )
+
+
+async def conference_call(pbx: Pbx) -> None:
+    login(pbx, "tier1-1")
+    login(pbx, "slow-1")
+    await vsleep(3)
+    uid = pbx.place_call("support", handle_s=5.0)
+    ch = pbx.find(uid)
+    assert ch is not None
+    ch.variables["CCD_AGENT"] = "tier1-1"
+    act(pbx, Action="Redirect", Channel=ch.name, Context="ccd-agent-join", Exten="s", Priority="1")
+    await vsleep(7)  # the agent side ends the call after 5 s
+
+
+def order_of(events: list[tuple[str, dict[str, str]]], first: str, second: str, uid: str) -> str:
+    names = [n for n, h in events if h.get("Uniqueid") == uid and n in (first, second)]
+    return ",".join(names[:2])
+
+
+async def test_originate_response_floats_and_the_seed_decides() -> None:
+    positions: set[str] = set()
+    for seed in range(1, 41):
+        events = await record(seed, conference_call)
+        for leg in ("ccd-agent-tier1-1-1", "ccd-agent-slow-1-1"):
+            mine = [n for n, h in events if h.get("Uniqueid") == leg or h.get("DestUniqueid") == leg]
+            at = mine.index("OriginateResponse")
+            rest = mine[:at] + mine[at + 1 :]
+            where = rest[at] if at < len(rest) else "end"
+            positions.add(f"{leg.split('-')[2]}:before {where}")
+            assert sum(n == "OriginateResponse" for n in mine) == 1
+    # tier1-1 answers at once: the response can even overtake Newchannel; slow-1 rings for 2 s.
+    assert "tier1:before Newchannel" in positions
+    assert "slow:before Newchannel" not in positions
+    assert {"slow:before DialEnd", "slow:before Newstate"} & positions  # between DialBegin and DialEnd
+    assert {"tier1:before end", "slow:before end"} & positions  # after ConfbridgeJoin
+    assert {"tier1:before ConfbridgeJoin", "slow:before ConfbridgeJoin"} & positions
+    # Deterministic for a seed (uniqueids aside: they carry the PBX clock's seconds).
+    runs = [
+        [(n, h.get("Channel"), h.get("Response")) for n, h in await record(7, conference_call)] for _ in "ab"
+    ]
+    assert runs[0] == runs[1]
+
+
+async def test_conference_join_and_leave_orders_vary_with_the_seed() -> None:
+    joins, leaves = set(), set()
+    for seed in range(1, 21):
+        events = await record(seed, conference_call)
+        uid = next(
+            h["Uniqueid"] for n, h in events if n == "Newchannel" and h["Channel"].startswith("PJSIP/trunk")
+        )
+        joins.add(order_of(events, "BridgeEnter", "ConfbridgeJoin", uid))
+        leaves.add(order_of(events, "BridgeLeave", "ConfbridgeLeave", uid))
+        join = next(h for n, h in events if n == "ConfbridgeJoin" and h["Uniqueid"] == uid)
+        leave = next(h for n, h in events if n == "ConfbridgeLeave" and h["Uniqueid"] == uid)
+        assert (join["BridgeNumChannels"], leave["BridgeNumChannels"]) == ("3", "3")
+    assert joins == {"BridgeEnter,ConfbridgeJoin", "ConfbridgeJoin,BridgeEnter"}
+    assert leaves == {"BridgeLeave,ConfbridgeLeave", "ConfbridgeLeave,BridgeLeave"}
+
+
+async def ring_then_abandon(pbx: Pbx) -> None:
+    uid = pbx.place_call("support", patience_s=5.0)
+    ch = pbx.find(uid)
+    assert ch is not None
+    ch.variables.update(CCD_AGENT="lazy-1", CCD_AGENT_DEVICE="PJSIP/lazy-1", CCD_RING_TIMEOUT="30")
+    act(pbx, Action="Redirect", Channel=ch.name, Context="ccd-ring", Exten="s", Priority="1")
+    await vsleep(7)
+
+
+async def test_an_abandon_while_the_agent_rings_gives_two_dial_end_cancel_and_hangups_in_any_order() -> None:
+    orders = set()
+    for seed in range(1, 21):
+        events = await record(seed, ring_then_abandon)
+        ends = [h for n, h in events if n == "DialEnd"]
+        assert len(ends) == 2 and ends[0] == ends[1] and ends[0]["DialStatus"] == "CANCEL"
+        hangups = [h["Channel"].split("-")[0] for n, h in events if n == "Hangup"]
+        assert sorted(hangups) == ["PJSIP/lazy", "PJSIP/trunk"]
+        orders.add(",".join(hangups))
+    assert orders == {"PJSIP/lazy,PJSIP/trunk", "PJSIP/trunk,PJSIP/lazy"}
