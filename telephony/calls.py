@@ -75,6 +75,7 @@ VAR_HEARTBEAT = "CCD_HEARTBEAT"
 VAR_QUEUE = "CCD_QUEUE"
 VAR_PRIORITY = "CCD_PRIORITY"
 VAR_MAX_HOLD = "CCD_MAX_HOLD"
+VAR_HOLD_START = "CCD_HOLD_START"
 VAR_AGENT = "CCD_AGENT"
 VAR_AGENT_DEVICE = "CCD_AGENT_DEVICE"
 VAR_RING_TIMEOUT = "CCD_RING_TIMEOUT"
@@ -651,7 +652,8 @@ class CallTracker:
         if call is None:
             return []
         call.state, call.agent = CallState.WAITING, None
-        return [_redirect(call.channel, CTX_HOLD, "wait")]
+        # Empty: ccd-hold,wait starts the hold clock afresh (the talk was not hold time).
+        return [_setvar(call.channel, VAR_HOLD_START, ""), _redirect(call.channel, CTX_HOLD, "wait")]
 
     def fallback_actions(self, call_id: str) -> list[Headers]:
         """Hand a call to the dialplan's fallback (ccd is stopping or refuses it); ccd forgets it."""

@@ -409,7 +409,8 @@ def test_agent_leg_hangup_is_a_logout_and_frees_the_call() -> None:
     assert t.logout_action("1001") is None
     assert t.call_state(CUST_UID) is CallState.WAITING
     assert t.hold_actions(CUST_UID) == [
-        {"Action": "Redirect", "Channel": CUST, "Context": "ccd-hold", "Exten": "wait", "Priority": "1"}
+        {"Action": "Setvar", "Channel": CUST, "Variable": "CCD_HOLD_START", "Value": ""},
+        {"Action": "Redirect", "Channel": CUST, "Context": "ccd-hold", "Exten": "wait", "Priority": "1"},
     ]
     # The customer was cut off from the agent: no longer talking, so hanging up is an abandon.
     assert t.on_ami(hangup(CUST, CUST_UID), 9.0) == [CallerAbandoned(9.0, CUST_UID)]
