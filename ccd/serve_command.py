@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -151,6 +152,10 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
                         f"Asterisk refused the credentials of user {config.ami.username!r}",
                     ) from None
                 raise failure
+            # Everything built so far lives as long as the service: out of the collector's
+            # sight, full collections stop scanning it (pauses of tens of ms at 5,000 agents).
+            gc.collect()
+            gc.freeze()
             left = None if duration is None else max(0.0, duration - (time.monotonic() - started))
             await asyncio.wait({stopping}, timeout=left)
         else:

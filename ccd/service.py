@@ -20,6 +20,7 @@ handing calls to a ccd that is going away.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -52,6 +53,8 @@ from telephony.calls import CallTracker
 
 log = logging.getLogger("ccd.service")
 
+LOGINS_PER_TICK = 100  # agent login calls placed together
+LOGIN_TICK_S = 0.05
 MAX_OFFER_FAILURES = 3  # refused connections of one call before it goes to the fallback
 HEARTBEAT_EVERY_S = 10.0  # wall seconds; the dialplan gives up on ccd after 30 s of silence
 
@@ -133,7 +136,9 @@ class AcdService:
         # Seconds from the AMI event that made the decision to writing the connecting
         # action; kept only when a benchmark asks (a list set here).
         self.latency_samples: list[float] | None = None
-        self._outbox: asyncio.Queue[_Out] = asyncio.Queue()
+        self._in_flight: set[asyncio.Future[Any]] = set()  # actions awaiting their reply
+        self._wake_logins = asyncio.Event()
+        self._logins: collections.deque[_Out] = collections.deque()  # paced login calls
         # Until a (re)connection is reconciled, AMI events wait here: applied before the
         # snapshot is taken, they would be undone by it (a call seen arriving, then
         # "gone" because the older snapshot does not show it).
@@ -143,8 +148,6 @@ class AcdService:
         self._offer_failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def _on_record(self, rec: CallRecord) -> None:
         self.recent.append(rec)
@@ -154,7 +157,7 @@ class AcdService:
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._sender(), name="ccd-ami-sender"),
+            asyncio.create_task(self._login_pacer(), name="ccd-login-pacer"),
             asyncio.create_task(self._timers(), name="ccd-router-timers"),
             asyncio.create_task(self._heartbeat(), name="ccd-heartbeat"),
         ]
@@ -188,19 +191,19 @@ class AcdService:
             for q in self.router.queue_names:
                 for call_id in self.router.waiting_calls(q):
                     for action in self.tracker.fallback_actions(call_id):
-                        self._outbox.put_nowait(_Out(action, time.perf_counter()))
+                        self._send(_Out(action, time.perf_counter()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._drain(), 5.0)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not a loop of awaits under suppress(CancelledError): a cancellation of
+        # stop() itself must propagate, not be taken for one of its tasks ending.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.ami.close()
 
     async def _drain(self) -> None:
-        while not self._outbox.empty() or not self._idle.is_set():
-            await asyncio.sleep(0.01)
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
 
     # --- AMI in -----------------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class AcdService:
         for event in events:
             if isinstance(event, CallArrived) and not self.accepting:
                 for action in self.tracker.fallback_actions(event.call_id):
-                    self._outbox.put_nowait(_Out(action, received))
+                    self._send(_Out(action, received))
                 continue
             self._apply(event, received)
 
@@ -260,7 +263,7 @@ class AcdService:
                 # A caller the router cannot take (an unknown queue): not on hold for
                 # nothing until the dialplan's limit, but to the fallback now.
                 for action in self.tracker.fallback_actions(event.call_id):
-                    self._outbox.put_nowait(_Out(action, received))
+                    self._send(_Out(action, received))
             return
         self.metrics.decision.observe(time.perf_counter() - t0)
         self._execute(commands, received)
@@ -269,7 +272,7 @@ class AcdService:
             # Cut off from their agent with nobody free: back on hold, not in a dead room.
             if snap is not None and snap.state is CallState.WAITING:
                 for action in self.tracker.hold_actions(held_call):
-                    self._outbox.put_nowait(_Out(action, received))
+                    self._send(_Out(action, received))
         self._wake.set()
 
     def _execute(self, commands: Sequence[Command], received: float) -> None:
@@ -284,57 +287,71 @@ class AcdService:
                     if isinstance(cmd, ConnectToAgent) and k == len(actions) - 1
                     else None
                 )
-                self._outbox.put_nowait(_Out(action, received, offer=offer))
+                self._send(_Out(action, received, offer=offer))
 
-    async def _sender(self) -> None:
-        """Send actions in order (a Setvar before its Redirect), pipelined.
+    def _send(self, out: _Out) -> None:
+        """Write an action at once, from inside the event that decided it.
 
-        Everything queued is written at once and the replies awaited together: each
-        send writes to the socket before its first await, and the tasks start in the
-        order they were made, so the wire order is the queue order, and Asterisk
-        runs a session's actions one after the other in that order.
+        No queue, no task: the action is on the wire before the next event is read,
+        in the order decided (a Setvar before its Redirect); its reply is handled by
+        a callback. Logins (Originates that ring a phone) are paced instead.
         """
-        while True:
-            batch = [await self._outbox.get()]
-            while not self._outbox.empty():
-                batch.append(self._outbox.get_nowait())
-            self._idle.clear()
-            await asyncio.gather(*(self._send_one(out) for out in batch))
-            if self._outbox.empty():
-                self._idle.set()
-
-    async def _send_one(self, out: _Out) -> None:
+        if out.login is not None:
+            self._logins.append(out)
+            self._wake_logins.set()
+            return
         if out.offer is not None:
             latency = time.perf_counter() - out.received
             self.metrics.handoff.observe(latency)
             if self.latency_samples is not None:
                 self.latency_samples.append(latency)
-        name = str(out.action.get("Action", "?"))
+        fut = self.ami.send_nowait(out.action)
+        self._in_flight.add(fut)
+        fut.add_done_callback(lambda f: self._sent(out, f))
+
+    async def _login_pacer(self) -> None:
+        """At most LOGINS_PER_TICK login calls per tick: a shift starting must not flood
+        Asterisk (or ccd's own event stream) with thousands of ringing phones at once."""
+        while True:
+            await self._wake_logins.wait()
+            self._wake_logins.clear()
+            while self._logins:
+                batch = [self._logins.popleft() for _ in range(min(LOGINS_PER_TICK, len(self._logins)))]
+                await asyncio.gather(*(self._originate(out) for out in batch))
+                await asyncio.sleep(LOGIN_TICK_S)
+
+    async def _originate(self, out: _Out) -> None:
         try:
-            if name.lower() == "originate":
-                await self.ami.originate(out.action)
-            else:
-                await self.ami.send(out.action)
+            await self.ami.originate(out.action)
+            self.metrics.ami_actions.labels("Originate", "ok").inc()
+        except AmiError as exc:
+            self.metrics.ami_actions.labels("Originate", "failed").inc()
+            log.warning("Originate not sent: %s", exc)
+            if out.login is not None:
+                self.login_status[out.login] = ("failed: the login call was not placed", time.monotonic())
+                self.tracker.login_failed(out.login)
+
+    def _sent(self, out: _Out, fut: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(fut)
+        name = str(out.action.get("Action", "?"))
+        exc = fut.exception()
+        if exc is None:
             self.metrics.ami_actions.labels(name, "ok").inc()
             return
-        except AmiActionError as exc:
+        if isinstance(exc, AmiActionError):
             self.metrics.ami_actions.labels(name, "error").inc()
             log.info("%s refused: %s", name, exc)
-            gone = "not exist" in exc.message or "No such channel" in exc.message
             # A channel gone while the action was on its way: its Hangup tells the router.
-            lost = not gone
-        except AmiDisconnected as exc:
+            lost = "not exist" not in exc.message and "No such channel" not in exc.message
+        elif isinstance(exc, AmiDisconnected):
             # The resync after the reconnection finds where the caller really is.
             self.metrics.ami_actions.labels(name, "failed").inc()
             log.warning("%s not sent: %s", name, exc)
             lost = False
-        except AmiError as exc:
+        else:
             self.metrics.ami_actions.labels(name, "failed").inc()
             log.warning("%s not sent: %s", name, exc)
             lost = True
-        if out.login is not None:
-            self.login_status[out.login] = ("failed: the login call was not placed", time.monotonic())
-            self.tracker.login_failed(out.login)
         if out.offer is not None and lost:
             call_id, _ = out.offer
             self._offer_failures[call_id] = failures = self._offer_failures.get(call_id, 0) + 1
@@ -346,7 +363,7 @@ class AcdService:
                 log.error("call %s: %d connections refused; sent to the fallback", call_id, failures)
                 self._apply(CallEnded(self.clock.now(), call_id, "ccd_error"), time.perf_counter())
                 for action in self.tracker.fallback_actions(call_id):
-                    self._outbox.put_nowait(_Out(action, time.perf_counter()))
+                    self._send(_Out(action, time.perf_counter()))
 
     # --- connection -------------------------------------------------------------------
 
@@ -465,7 +482,7 @@ class AcdService:
         action["ActionID"] = action_id
         self._login_actions[action_id] = agent_id
         self.login_status[agent_id] = ("pending", time.monotonic())
-        self._outbox.put_nowait(_Out(action, time.perf_counter(), login=agent_id))
+        self._send(_Out(action, time.perf_counter(), login=agent_id))
         return "pending"
 
     def logout(self, agent_id: str, *, force: bool = False) -> str:
@@ -482,7 +499,7 @@ class AcdService:
         if action is not None:
             if not self.ready:
                 raise ServiceError("not connected to Asterisk", 503)
-            self._outbox.put_nowait(_Out(action, time.perf_counter()))
+            self._send(_Out(action, time.perf_counter()))
             return "pending"
         self._apply(AgentLoggedOut(self.clock.now(), agent_id), time.perf_counter())
         return "logged_out"
@@ -512,7 +529,7 @@ class AcdService:
             raise ServiceError(f"unknown call {call_id!r}", 404)
         if not self.ready:
             raise ServiceError("not connected to Asterisk", 503)
-        self._outbox.put_nowait(_Out(action, time.perf_counter()))
+        self._send(_Out(action, time.perf_counter()))
 
     def transfer(self, call_id: str, queue: str) -> None:
         snap = self.router.call(call_id)
@@ -525,4 +542,4 @@ class AcdService:
         if not self.ready:
             raise ServiceError("not connected to Asterisk", 503)
         for action in self.tracker.transfer_actions(call_id, queue):
-            self._outbox.put_nowait(_Out(action, time.perf_counter()))
+            self._send(_Out(action, time.perf_counter()))

@@ -322,6 +322,60 @@ class AmiClient:
         msg = await self._request(headers, as_list=False)
         return self._checked(headers, msg)
 
+    def send_nowait(self, headers: AmiHeaders) -> asyncio.Future[AmiEvent]:
+        """Write one action now and return a future of its checked reply.
+
+        The write happens before this returns, so actions sent one after the other
+        reach Asterisk in that order (a Setvar before its Redirect) with no task and
+        no await between an event and the action it causes: the live service sends
+        its decisions from inside the event that prompted them. The future fails with
+        AmiActionError, AmiTimeout or AmiDisconnected as ``send`` would raise.
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[AmiEvent] = loop.create_future()
+        proto = self._protocol if self.connected else None
+        if proto is None or proto.lost.done() or self._manager is None:
+            result.set_exception(AmiDisconnected(f"not connected to {self.host}:{self.port}"))
+            return result
+        aid = self.next_action_id()
+        fields: dict[str, str | list[str]] = {}
+        for k, v in headers.items():
+            if k.lower() != "actionid":
+                fields[k] = [str(x) for x in v] if isinstance(v, list) else str(v)
+        fields["ActionID"] = aid
+        self._manager.protocol = proto
+        fut: asyncio.Future[Any] = self._manager.send_action(pano_actions.Action(fields, as_list=False))
+        self._inflight[aid] = (proto, fut)
+        name = str(headers.get("Action", "?"))
+        timeout = self.action_timeout_s
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_exception(AmiTimeout(f"{name}: no reply within {timeout:g} s"))
+
+        timer = loop.call_later(timeout, expire)
+
+        def settle(f: asyncio.Future[Any]) -> None:
+            timer.cancel()
+            self._inflight.pop(aid, None)
+            proto.responses.pop(aid, None)  # a late reply is then dropped, not leaked
+            if result.done():
+                return
+            if f.cancelled():
+                result.set_exception(AmiDisconnected(f"{name}: cancelled"))
+                return
+            exc = f.exception()
+            if exc is not None:
+                result.set_exception(exc if isinstance(exc, AmiError) else AmiDisconnected(str(exc)))
+                return
+            try:
+                result.set_result(self._checked(headers, f.result()))
+            except AmiActionError as err:
+                result.set_exception(err)
+
+        fut.add_done_callback(settle)
+        return result
+
     async def send_list(self, headers: AmiHeaders) -> list[AmiEvent]:
         """Send a list action (CoreShowChannels, Status, ...) and return its items, without
         the initial response and the final ``*Complete`` event."""
@@ -547,11 +601,18 @@ class AmiClient:
 
 def _plain(message: Mapping[str, Any]) -> AmiEvent:
     """A panoramisk Message as a plain dict of headers (its ``content`` pseudo-header dropped)."""
+    # Straight from the case-insensitive dict's store (key as sent, value): the generic
+    # Mapping methods of panoramisk's dict cost more than the rest of a routing decision.
+    store = getattr(message, "_store", None)
+    pairs = store.values() if isinstance(store, dict) else message.items()
     out: AmiEvent = {}
-    for k, v in message.items():
+    for k, v in pairs:
         if k == "content" and not v:
             continue
-        out[k] = [str(x) for x in v] if isinstance(v, list) else str(v)
+        if isinstance(v, str):
+            out[k] = v
+        else:
+            out[k] = [str(x) for x in v] if isinstance(v, list) else str(v)
     return out
 
 

@@ -348,11 +348,14 @@ class CallTracker:
     def on_ami(self, msg: Mapping[str, str | list[str]], at: float) -> list[Event]:
         """One AMI event in, the domain events it means out (usually none)."""
         try:
-            m = _lower_keys(msg)
-            handler = self._handlers.get(_first(m.get("event")).lower())
+            # Most events are of no interest: find that out before copying the frame.
+            name = msg.get("Event")
+            if name is None:
+                name = next((v for k, v in msg.items() if str(k).lower() == "event"), "")
+            handler = self._handlers.get(_first(name).lower())
             if handler is None:
                 return []
-            return handler(m, at)
+            return handler(_lower_keys(msg), at)
         except _MalformedError as exc:
             self._bad(str(exc))
         except Exception as exc:  # never let one frame take the service down
