@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/erlang.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/sim.py
+	$(BIN)/python bench/ami.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
