@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/ami.py
+	$(BIN)/python bench/hopper.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
