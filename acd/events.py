@@ -182,6 +182,7 @@ class OverflowAction(StrEnum):
     VOICEMAIL = "voicemail"
     CALLBACK = "callback"  # offer the caller a call back
     BUSY = "busy"  # play busy and hang up
+    SAFE_HARBOUR = "safe_harbour"  # outbound: the campaign's message to a human no agent took in time
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,6 +363,15 @@ class Hopper:
             )
         return Refusal(Reason.QUEUED, lead.next_due, "due; it joins the hopper at the next selection")
 
+    def due_now(self, at: float) -> int:
+        """Leads due and inside their window at ``at``: what pacing may ask for.
+
+        O(zone groups), not O(leads), so a driver can ask before every pacing decision.
+        Per-number rules are checked when a lead is served, so this is an upper bound.
+        """
+        self._advance(at)
+        return sum(len(g.ready) for g in self._group_list if g.open)
+
     def summary(self, at: float) -> HopperSummary:
         """Counts by state and, for the leads not dialable now, by reason."""
         self._advance(at)

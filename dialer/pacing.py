@@ -114,6 +114,10 @@ class RollingEstimates:
     """Mean wrap-up time after a call."""
     wrap_s: tuple[float, ...] = ()
     """Recent wrap-up times."""
+    other_ring_s: tuple[float, ...] = ()
+    """Recent launch-to-end times of calls that reached no human (machines, busy, no
+    answer, failures): with ``ring_to_answer_s`` they say how likely a call that has
+    rung for ``r`` seconds still is to bring a human."""
 
     def __post_init__(self) -> None:
         _check(self.dials >= 0, "estimates.dials", self.dials, "must be >= 0")
@@ -169,6 +173,9 @@ class PacingView:
     """The campaign's ceiling on abandons ÷ humans over the window, as a fraction."""
     max_dial_level: float = DEFAULT_MAX_DIAL_LEVEL
     """The campaign's ceiling on calls in progress per working agent (trunks, carrier terms)."""
+    competing_rate_per_s: float = 0.0
+    """Blending: the rate at which other work (inbound calls) takes this campaign's
+    agents as they become free, estimated by the driver; 0 for a pure outbound team."""
 
     def __post_init__(self) -> None:
         _check(math.isfinite(self.at), "at", self.at, "must be finite")
@@ -196,6 +203,7 @@ class PacingView:
         for age in self.ringing:
             _finite_non_negative("ringing[]", age)
         _check(0.0 < self.abandon_target < 1.0, "abandon_target", self.abandon_target, "must be in (0, 1)")
+        _finite_non_negative("competing_rate_per_s", self.competing_rate_per_s)
         _check(
             math.isfinite(self.max_dial_level) and self.max_dial_level >= 1.0,
             "max_dial_level",
@@ -228,6 +236,19 @@ class PacingView:
     @property
     def abandon_rate_today(self) -> float:
         return self.abandons_today / self.humans_today if self.humans_today else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HumanOutcome:
+    """A human answer has been settled: put through in time, or abandoned.
+
+    Given to observing policies (``observe``) the moment the ledger records it, so a
+    policy can follow its own recent abandon rate without waiting for the next view.
+    """
+
+    at: float  # when the human answered
+    campaign: str
+    abandoned: bool
 
 
 # --- the policy interface and the registry -----------------------------------------

@@ -1,0 +1,454 @@
+"""One campaign's dialling loop: the state machine the simulator and the live dialer share.
+
+Why it exists: pacing, the hopper and the abandonment ledger only mean something when
+they are fed the same facts in the same order whatever drives them. The runner owns
+that bookkeeping, IO-free like the ACD core, so the simulator (:mod:`sim.outbound`) and
+the live service (over AMI, issue 7) are only drivers: they report what the network did
+and carry out the :class:`Dial` commands the runner returns. No logic is forked.
+
+Life of a call::
+
+    pace() ─► Dial ─► ringing ─┬─► answered(human=True) ─► CallArrived for the ACD
+                               │        ├─► connected(agent) ─► ended()      (a connect)
+                               │        └─► abandoned(cause)                 (safe harbour)
+                               ├─► answered(human=False)  ─► ended()         (AMD: machine)
+                               └─► failed(outcome)        busy, no answer, congestion, invalid…
+
+The ledger gets every human answer exactly once: ``connected`` within 2 s of the answer
+is a connect, anything else (late, never, a caller hanging up first, a channel error)
+is an abandon — the regulators' definition, not the router's. Every completed call
+goes back to the hopper as an :class:`Attempt`, which applies retry rules and limits.
+
+Agents come in as an :class:`AgentPicture` the driver takes from the ACD at the moment
+of pacing (:func:`picture_from_router`): the runner never holds agent state, so blended
+agents are counted once, where the router has them.
+
+Times are POSIX seconds on the driver's clock and must not go backwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from acd.agents import AgentState
+from acd.events import CallArrived, OverflowAction
+from acd.queues import OverflowRule, QueueConfig
+from acd.router import Router
+from dialer.campaign import CONNECT_TOLERANCE_S, DAY_S, MINUTE_S, Campaign
+from dialer.compliance import AbandonLedger
+from dialer.hopper import Hopper
+from dialer.leads import Attempt, Outcome
+from dialer.pacing import (
+    BusyAgent,
+    HumanOutcome,
+    PacingPolicy,
+    PacingView,
+    RollingEstimates,
+    get_pacing,
+    notify,
+)
+
+DEFAULT_SAMPLES = 500
+"""Recent calls behind the rolling estimates: enough for a stable mean and tail, short
+enough to follow a list whose answer rate drifts through the day."""
+
+OUTBOUND_PRIORITY = 100
+"""Router priority of answered outbound humans: they have 2 s, an inbound caller minutes."""
+
+
+class RunnerError(Exception):
+    """The driver reported something impossible (an unknown call, a call in the wrong state)."""
+
+
+class DialState(Enum):
+    RINGING = "ringing"
+    WAITING = "waiting"  # a human answered, handed to the ACD, not yet with an agent
+    CONNECTED = "connected"
+    MACHINE = "machine"  # AMD said machine; the driver hangs up or leaves the message
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Place this call now (the driver's command)."""
+
+    call_id: str
+    lead_id: str
+    number: str
+    campaign: str
+    caller_id: str
+    ring_timeout_s: float
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPicture:
+    """The campaign's agents as the ACD has them at the moment of pacing."""
+
+    logged_in: int
+    ready: int
+    busy: tuple[BusyAgent, ...] = ()
+
+
+@dataclass(slots=True)
+class _Call:
+    call_id: str
+    lead_id: str
+    launched_at: float
+    state: DialState = DialState.RINGING
+    answered_at: float = math.nan
+    connected_at: float = math.nan
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTotals:
+    """What the campaign did since the runner started (the simulator's per-campaign KPIs)."""
+
+    dials: int
+    outcomes: Mapping[str, int]  # completed dials by Outcome value
+    humans: int  # human answers (connects + abandons)
+    connects: int
+    abandons: int
+    machines: int
+    talk_s: float  # total time agents spent talking on this campaign's calls
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandons / self.humans if self.humans else 0.0
+
+
+class CampaignRunner:
+    """Dials one campaign: asks its pacing policy, serves leads, keeps the books."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        hopper: Hopper,
+        *,
+        policy: PacingPolicy | None = None,
+        ledger: AbandonLedger | None = None,
+        acd_queue: str | None = None,
+        samples: int = DEFAULT_SAMPLES,
+        ring_timeout_s: float | None = None,
+    ) -> None:
+        if hopper.campaign is not campaign and hopper.campaign.name != campaign.name:
+            raise RunnerError(f"the hopper belongs to campaign {hopper.campaign.name!r}")
+        self.campaign = campaign
+        self.hopper = hopper
+        self.policy = (
+            policy
+            if policy is not None
+            else get_pacing(campaign.dial_mode, campaign.pacing, where=f"campaign {campaign.name}: pacing")
+        )
+        self.ledger = ledger if ledger is not None else AbandonLedger.for_campaign(campaign)
+        self.acd_queue = acd_queue if acd_queue is not None else f"outbound:{campaign.name}"
+        ring = campaign.min_ring_s if ring_timeout_s is None else ring_timeout_s
+        if not math.isfinite(ring) or ring < campaign.min_ring_s:
+            raise RunnerError(
+                f"ring timeout {ring:g} s is below the campaign's minimum {campaign.min_ring_s:g} s"
+            )
+        self.ring_timeout_s = ring
+        self._calls: dict[str, _Call] = {}
+        self._ringing = 0
+        self._waiting = 0
+        self._seq = 0
+        # Rolling samples for the estimates: 1 = human, 0 = anything else.
+        self._results: deque[int] = deque(maxlen=samples)
+        self._machines: deque[int] = deque(maxlen=samples)  # among answers: 1 = machine
+        self._ring_human: deque[float] = deque(maxlen=samples)
+        self._ring_other: deque[float] = deque(maxlen=samples)
+        self._talk: deque[float] = deque(maxlen=samples)
+        self._wrap: deque[float] = deque(maxlen=samples)
+        self._last_minute: deque[tuple[float, str]] = deque()  # (launched, call id)
+        self._abandoned_recent: dict[str, float] = {}  # call id -> launched, for the last minute
+        self._day = -1
+        self._today = [0, 0, 0]  # dials, humans, abandons
+        self._outcomes: Counter[str] = Counter()
+        self._dials = 0
+        self._connects = 0
+        self._abandons = 0
+        self._machine_answers = 0
+        self._talk_total = 0.0
+
+    # --- pacing ------------------------------------------------------------------
+
+    def view(self, at: float, agents: AgentPicture) -> PacingView:
+        """The frozen picture the policy decides from (also what the API shows)."""
+        self._roll_day(at)
+        minute_dials, minute_drops = self._minute(at)
+        humans_w, abandons_w = self.ledger.counts(at)
+        ringing = tuple(at - c.launched_at for c in self._calls.values() if c.state is DialState.RINGING)
+        return PacingView(
+            at=at,
+            campaign=self.campaign.name,
+            agents_logged_in=agents.logged_in,
+            agents_ready=agents.ready,
+            busy=agents.busy,
+            ringing=ringing,
+            humans_waiting=self._waiting,
+            hopper_size=self.hopper.due_now(at),
+            estimates=self.estimates(),
+            dials_last_minute=minute_dials,
+            abandons_last_minute=minute_drops,
+            dials_today=self._today[0],
+            humans_today=self._today[1],
+            abandons_today=self._today[2],
+            humans_window=round(humans_w),
+            abandons_window=round(abandons_w),
+            abandon_target=self.campaign.abandon_target,
+        )
+
+    def pace(self, at: float, agents: AgentPicture) -> list[Dial]:
+        """Ask the policy how many calls to launch and serve that many leads."""
+        wanted = self.policy.dials_now(self.view(at, agents))
+        dials: list[Dial] = []
+        for _ in range(wanted):
+            lead = self.hopper.next(at)
+            if lead is None:
+                break
+            self._seq += 1
+            call_id = f"{self.campaign.name}-{self._seq}"
+            self._calls[call_id] = _Call(call_id, lead.lead_id, at)
+            self._ringing += 1
+            self._dials += 1
+            self._today[0] += 1
+            self._last_minute.append((at, call_id))
+            dials.append(
+                Dial(
+                    call_id,
+                    lead.lead_id,
+                    lead.number,
+                    self.campaign.name,
+                    self.campaign.caller_id,
+                    self.ring_timeout_s,
+                    lead.data,
+                )
+            )
+        return dials
+
+    def estimates(self) -> RollingEstimates:
+        results = self._results
+        answers = self._machines
+        return RollingEstimates(
+            dials=len(results),
+            human_rate=sum(results) / len(results) if results else 0.0,
+            machine_share=sum(answers) / len(answers) if answers else 0.0,
+            ring_to_answer_mean_s=_mean(self._ring_human),
+            ring_to_answer_s=tuple(self._ring_human),
+            other_ring_s=tuple(self._ring_other),
+            talk_mean_s=_mean(self._talk),
+            talk_s=tuple(self._talk),
+            wrap_mean_s=_mean(self._wrap),
+            wrap_s=tuple(self._wrap),
+        )
+
+    # --- what the network and the ACD report ---------------------------------------
+
+    def answered(self, at: float, call_id: str, *, human: bool) -> CallArrived | None:
+        """The callee answered; ``human`` is AMD's verdict (True when AMD is off).
+
+        A human is handed to the ACD: the returned event goes to the router as it is.
+        A machine is the driver's to hang up or leave the campaign's message to; it is
+        reported :meth:`ended` when done.
+        """
+        call = self._get(call_id, DialState.RINGING)
+        self._ringing -= 1
+        call.answered_at = at
+        self._machines.append(0 if human else 1)
+        if not human:
+            call.state = DialState.MACHINE
+            self._results.append(0)
+            self._ring_other.append(at - call.launched_at)
+            self._machine_answers += 1
+            return None
+        call.state = DialState.WAITING
+        self._waiting += 1
+        self._results.append(1)
+        self._ring_human.append(at - call.launched_at)
+        lead = self.hopper.get(call.lead_id)
+        return CallArrived(
+            at, call_id, self.acd_queue, caller=lead.number, priority=OUTBOUND_PRIORITY, data=lead.data
+        )
+
+    def connected(self, at: float, call_id: str, agent_id: str) -> None:
+        """The human is talking to ``agent_id``."""
+        call = self._get(call_id, DialState.WAITING)
+        self._waiting -= 1
+        call.state = DialState.CONNECTED
+        call.connected_at = at
+        call.agent_id = agent_id
+        verdict = self.ledger.record_answer(call.answered_at, at - call.answered_at)
+        self._count_human(call, abandoned=verdict.abandoned)
+
+    def abandoned(self, at: float, call_id: str, cause: str = "no agent") -> None:
+        """The human was not put through (the safe-harbour message played, or they hung
+        up first, or the channel failed): an abandon, whatever the cause."""
+        call = self._get(call_id, DialState.WAITING)
+        self._waiting -= 1
+        self.ledger.record_answer(call.answered_at, None, cause=cause)
+        self._count_human(call, abandoned=True)
+        self._finish(call, at, Outcome.ABANDONED, cause)
+
+    def failed(self, at: float, call_id: str, outcome: Outcome, detail: str = "") -> None:
+        """The call ended without an answer: busy, no answer, congestion, invalid, failed."""
+        if outcome in (Outcome.HUMAN, Outcome.MACHINE, Outcome.ABANDONED):
+            raise RunnerError(f"call {call_id}: {outcome} is an answer, report it with answered()")
+        call = self._get(call_id, DialState.RINGING)
+        self._ringing -= 1
+        self._results.append(0)
+        self._ring_other.append(at - call.launched_at)
+        self._finish(call, at, outcome, detail)
+
+    def ended(self, at: float, call_id: str) -> None:
+        """A connected conversation, or a machine's message, is over."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise RunnerError(f"call {call_id} is not one of campaign {self.campaign.name}'s calls")
+        if call.state is DialState.CONNECTED:
+            talk = at - call.connected_at
+            self._talk.append(talk)
+            self._talk_total += talk
+            self._finish(call, at, Outcome.HUMAN, agent_id=call.agent_id)
+        elif call.state is DialState.MACHINE:
+            self._finish(call, at, Outcome.MACHINE)
+        else:
+            raise RunnerError(f"call {call_id} is {call.state.value}: only a conversation or a machine ends")
+
+    def wrapped(self, wrap_s: float) -> None:
+        """An agent finished the after-call work of one of this campaign's calls."""
+        if math.isfinite(wrap_s) and wrap_s >= 0:
+            self._wrap.append(wrap_s)
+
+    # --- reading -----------------------------------------------------------------
+
+    @property
+    def ringing(self) -> int:
+        return self._ringing
+
+    @property
+    def humans_waiting(self) -> int:
+        return self._waiting
+
+    def active(self, call_id: str) -> bool:
+        return call_id in self._calls
+
+    def state_of(self, call_id: str) -> DialState | None:
+        call = self._calls.get(call_id)
+        return None if call is None else call.state
+
+    def totals(self) -> CampaignTotals:
+        return CampaignTotals(
+            dials=self._dials,
+            outcomes=MappingProxyType(dict(self._outcomes)),
+            humans=self._connects + self._abandons,
+            connects=self._connects,
+            abandons=self._abandons,
+            machines=self._machine_answers,
+            talk_s=self._talk_total,
+        )
+
+    # --- internals ---------------------------------------------------------------
+
+    def _get(self, call_id: str, state: DialState) -> _Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise RunnerError(f"call {call_id} is not one of campaign {self.campaign.name}'s calls")
+        if call.state is not state:
+            raise RunnerError(f"call {call_id} is {call.state.value}, not {state.value}")
+        return call
+
+    def _count_human(self, call: _Call, *, abandoned: bool) -> None:
+        self._roll_day(call.answered_at)
+        self._today[1] += 1
+        if abandoned:
+            self._today[2] += 1
+            self._abandons += 1
+            self._abandoned_recent[call.call_id] = call.launched_at
+        else:
+            self._connects += 1
+        notify(self.policy, HumanOutcome(call.answered_at, self.campaign.name, abandoned))
+
+    def _finish(
+        self, call: _Call, at: float, outcome: Outcome, detail: str = "", agent_id: str | None = None
+    ) -> None:
+        del self._calls[call.call_id]
+        self._outcomes[outcome.value] += 1
+        ended = max(at, call.launched_at)
+        self.hopper.complete(call.lead_id, Attempt(call.launched_at, outcome, agent_id, detail, ended))
+
+    def _roll_day(self, at: float) -> None:
+        day = math.floor(at / DAY_S)
+        if day != self._day:
+            self._today = [0, 0, 0]
+            self._day = day
+
+    def _minute(self, at: float) -> tuple[int, int]:
+        """Dials launched in the last 60 s, and how many of them were abandoned."""
+        edge = at - MINUTE_S
+        recent = self._last_minute
+        while recent and recent[0][0] <= edge:
+            _, old = recent.popleft()
+            self._abandoned_recent.pop(old, None)
+        drops = sum(1 for launched in self._abandoned_recent.values() if launched > edge)
+        return len(recent), drops
+
+
+def _mean(values: deque[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def acd_queue_config(
+    campaign: Campaign,
+    *,
+    skills: Mapping[str, float],
+    groups: tuple[str, ...] = (),
+    wrap_up_s: float | None = 0.0,
+    policy: str = "longest_idle",
+) -> QueueConfig:
+    """The ACD queue that puts a campaign's answered humans through to its agents.
+
+    Its agents are those with ``skills`` (the skills of the queue the campaign names),
+    so blended agents serve it and inbound queues from the same pool. A human waits at
+    most the legal 2 s, then leaves with the safe-harbour message: the router enforces
+    the tolerance with its own timer, the same way on the wire and in the simulator.
+    """
+    return QueueConfig(
+        name=f"outbound:{campaign.name}",
+        skills=dict(skills),
+        groups=groups,
+        service_target_s=CONNECT_TOLERANCE_S,
+        max_wait_s=CONNECT_TOLERANCE_S,
+        overflow=OverflowRule(OverflowAction.SAFE_HARBOUR),
+        wrap_up_s=wrap_up_s,
+        policy=policy,
+        short_abandon_s=0.0,
+    )
+
+
+def picture_from_router(router: Router, queue: str) -> AgentPicture:
+    """The agents able to take ``queue``'s calls, as the router has them now.
+
+    Reserved agents (a call is being put through) count as busy with a call of age 0;
+    agents in wrap-up as busy with their wrap-up age. O(members of the queue).
+    """
+    now = router.now
+    logged_in = ready = 0
+    busy: list[BusyAgent] = []
+    for state, since, talking_since in router.member_states(queue):
+        if state is AgentState.LOGGED_OUT:
+            continue
+        logged_in += 1
+        if state is AgentState.READY:
+            ready += 1
+        elif state is AgentState.TALKING:
+            busy.append(BusyAgent(max(0.0, now - talking_since)))
+        elif state is AgentState.RESERVED:
+            busy.append(BusyAgent(0.0))
+        elif state is AgentState.WRAP_UP:
+            busy.append(BusyAgent(max(0.0, since - talking_since), max(0.0, now - since)))
+    return AgentPicture(logged_in, ready, tuple(busy))
