@@ -194,6 +194,7 @@ class Campaign:
     amd_action: AmdAction = AmdAction.HANGUP
     amd_message: str | None = None
     min_ring_s: float = MIN_RING_S
+    max_dial_level: float = 3.0  # calls in progress per working agent: trunks, carrier terms
     call_limits: tuple[CallLimit, ...] = ()
     default_region: str = DEFAULT_REGION
 
@@ -240,6 +241,12 @@ class Campaign:
         object.__setattr__(self, "amd_action", _enum(AmdAction, self.amd_action, "amd_action"))
         if self.amd and self.amd_action is AmdAction.MESSAGE and not self.amd_message:
             raise InputError("amd_message", "is required when amd_action = 'message'")
+        if (
+            isinstance(self.max_dial_level, bool)
+            or not math.isfinite(self.max_dial_level)
+            or self.max_dial_level < 1.0
+        ):
+            raise InputError("max_dial_level", f"{self.max_dial_level!r} must be a number >= 1")
         if not math.isfinite(self.min_ring_s) or self.min_ring_s < MIN_RING_S:
             raise InputError("min_ring", f"{self.min_ring_s:g} s: unanswered calls must ring at least 15 s")
         for limit in self.call_limits:
@@ -318,6 +325,7 @@ def parse_campaign(
         "amd_action": r.text("amd_action", AmdAction.HANGUP.value),
         "amd_message": r.text("amd_message") if r.has("amd_message") else None,
         "min_ring_s": r.duration("min_ring", MIN_RING_S),
+        "max_dial_level": r.number("max_dial_level", 3.0, minimum=1.0),
         "call_limits": tuple(limits),
         "default_region": r.text("default_region", DEFAULT_REGION),
     }

@@ -314,6 +314,7 @@ def _load_builtin_modules() -> None:
     # Policies living in other modules register themselves on import; importing them
     # here (lazily: they import this module) means a name in a scenario file works
     # without the caller knowing which module defines it.
+    import dialer.predictive  # noqa: PLC0415
     import dialer.vicidial  # noqa: F401, PLC0415
 
 

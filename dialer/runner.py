@@ -201,6 +201,7 @@ class CampaignRunner:
             humans_window=round(humans_w),
             abandons_window=round(abandons_w),
             abandon_target=self.campaign.abandon_target,
+            max_dial_level=self.campaign.max_dial_level,
         )
 
     def pace(self, at: float, agents: AgentPicture) -> list[Dial]:

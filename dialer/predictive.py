@@ -1,0 +1,385 @@
+"""The ``predictive`` pacing policy: as many calls as keep each new human's risk of
+hearing silence below a threshold that feedback steers to the abandonment target.
+
+Why this model
+--------------
+A blind dialer (a fixed ratio, or VICIdial's level that follows averages) treats the
+agents as a pool with a rate; but whether the next human finds an agent depends on
+*these* agents and *these* calls: an agent 9 minutes into a call with a 5-minute mean
+is nearly free, a call that has rung 20 s is unlikely to be answered. The view carries
+exactly that (DESIGN §5), so the policy predicts the next seconds call by call.
+
+The model
+---------
+Let now be 0, ``τ`` = 2 s the legal tolerance, and ``s`` a time in the next seconds
+(a 1-s grid up to the longest launch-to-answer time seen).
+
+*Supply* ``S(u)``: agents who will have been free by ``u``: the ready ones, ``R``, plus a
+Bernoulli per busy agent, free by ``u`` with probability ``q_i(u)``. For an agent talking
+for ``a`` seconds, with talk time ``T`` and wrap-up ``W`` from the campaign's recent
+samples, ``q(u) = P(T − a + W ≤ u | T > a)``: the elapsed time *conditions* the
+remaining time. For an agent in wrap-up for ``w`` seconds, ``q(u) = P(W − w ≤ u | W > w)``.
+
+*Demand* ``D(s)``: humans who will have claimed an agent by ``s``: the ``h`` waiting now;
+a Bernoulli per ringing call of age ``r``, a human by ``s`` with probability
+
+    c(r, s) = p·[F_H(r + s) − F_H(r)] / (p·[1 − F_H(r)] + (1 − p)·[1 − F_O(r)])
+
+(``p`` the human-answer rate, ``F_H`` the launch-to-human-answer distribution, ``F_O``
+the launch-to-end distribution of calls that reach no human: a call that has rung long
+is mostly a no-answer); ``k`` new calls, each a human by ``s`` with probability
+``p·F_H(s)``; and, for blended agents, Poisson(λ·s) inbound calls taking agents.
+
+*Risk of the marginal call.* The ``(k+1)``-th new call launched now reaches a human at
+a time ``s ~ F_H`` (with probability ``p``) and is put through if an agent is free for
+it within ``τ``, i.e. if supply by ``s + τ`` exceeds the humans ahead of it:
+
+    a(k) = Σ_s  ΔF_H(s) · P( S(s + τ) − D_k(s) ≤ 0 )
+
+``S − D`` is a sum of independent Bernoullis (and a Poisson): for small teams its
+distribution is computed exactly by convolution on the grid, for large ones with the
+normal approximation and a continuity correction (the sum of hundreds of terms).
+
+*Decision.* Launch ``k`` calls, the largest number with
+
+    a(m) ≤ θ for every m < k,        E_pending + p·Σ_{m<k} a(m) ≤ B,
+    in progress + busy + k ≤ max_dial_level × working agents,
+
+and never fewer than progressive would. ``B = target·humans − abandons`` over the
+compliance window is what the window can still absorb, and ``E_pending`` the expected
+abandons among calls already ringing or waiting: pacing never *plans* to exceed the
+target, even early in a campaign when ``B`` is a fraction of one call (it then dials
+progressively until enough humans have answered).
+
+*Feedback.* ``θ = target · e^g``. Each settled human answer moves ``g`` by a
+stochastic-approximation step towards the aim (``aim`` × target, 0.85 by default):
+``g += η·(aim·target − X)/(aim·target)`` with ``X`` = 1 for an abandon, 0 for a
+connect, so ``g`` stops moving exactly when the measured abandon rate equals the aim.
+The model's own biases (independence, the FIFO approximation) are corrected by this
+loop rather than by hand-tuned constants.
+
+*Uncertainty.* Below ``min_dials`` completed dials, or without talk and answer-time
+samples, the policy dials progressively. Above, ``p`` is replaced by its upper
+one-sigma Wilson bound: with few samples the estimate is inflated, which means fewer
+calls, not more abandons — what a 3-agent team needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+from dialer.campaign import CONNECT_TOLERANCE_S
+from dialer.pacing import (
+    HumanOutcome,
+    PacingPolicy,
+    PacingView,
+    clamp_dials,
+    read_at_least,
+    register_pacing,
+    settings_reader,
+)
+
+Array = NDArray[np.float64]
+
+GRID_S = 1.0
+MAX_HORIZON_S = 120.0
+EXACT_LIMIT = 40
+"""Up to this many random terms (busy agents + ringing calls), ``S − D`` is convolved
+exactly; above it the normal approximation is within the feedback loop's reach."""
+
+_TAIL_MIN = 8  # samples beyond an agent's elapsed talk time needed to trust the empirical tail
+
+
+class Predictive:
+    """See the module docstring for the model; one instance per campaign."""
+
+    def __init__(
+        self,
+        *,
+        aim: float = 0.85,
+        step: float = 0.01,
+        min_dials: int = 50,
+        gain_range: tuple[float, float] = (0.05, 20.0),
+        tolerance_s: float = CONNECT_TOLERANCE_S,
+    ) -> None:
+        if not 0 < aim <= 1:
+            raise ValueError(f"aim must be in (0, 1] (got {aim!r})")
+        if not (math.isfinite(step) and step > 0):
+            raise ValueError(f"step must be > 0 (got {step!r})")
+        if min_dials < 1:
+            raise ValueError(f"min_dials must be >= 1 (got {min_dials!r})")
+        low, high = gain_range
+        if not 0 < low <= 1 <= high:
+            raise ValueError(f"gain_range must straddle 1 (got {gain_range!r})")
+        self.aim = aim
+        self.step = step
+        self.min_dials = min_dials
+        self.log_gain_range = (math.log(low), math.log(high))
+        self.tolerance_s = tolerance_s
+        self.log_gain = 0.0
+        self.target: float | None = None
+        self.last: Decision | None = None
+
+    @property
+    def threshold(self) -> float:
+        """θ: the largest risk of abandon a new call may carry now."""
+        target = 0.03 if self.target is None else self.target
+        return min(1.0, target * math.exp(self.log_gain))
+
+    def observe(self, event: object) -> None:
+        if not isinstance(event, HumanOutcome) or self.target is None:
+            return
+        aim = self.aim * self.target
+        x = 1.0 if event.abandoned else 0.0
+        low, high = self.log_gain_range
+        self.log_gain = min(high, max(low, self.log_gain + self.step * (aim - x) / aim))
+
+    def dials_now(self, view: PacingView) -> int:
+        self.target = view.abandon_target
+        progressive = max(0, view.agents_ready - view.calls_in_progress)
+        working = view.agents_ready + len(view.busy)
+        est = view.estimates
+        if (
+            est.dials < self.min_dials
+            or not est.ring_to_answer_s
+            or not est.talk_s
+            or est.human_rate <= 0.0
+            or working == 0
+        ):
+            self.last = Decision("progressive", progressive, 0.0, 0.0, 0.0, self.threshold)
+            return clamp_dials(progressive, view)
+        cap = math.floor(view.max_dial_level * working) - view.calls_in_progress - len(view.busy)
+        cap = min(max(0, cap), view.hopper_size)
+        budget = view.abandon_target * view.humans_window - view.abandons_window
+        model = _Model(view, self.tolerance_s)
+        theta = self.threshold
+        risks = model.marginal_risks(cap, stop_above=theta)
+        pending = model.pending_risk(float(risks[0]))
+        k = 0
+        spent = pending
+        while k < min(cap, len(risks)):
+            risk = float(risks[k])
+            if risk > theta or spent + model.p * risk > budget:
+                break
+            spent += model.p * risk
+            k += 1
+        mode = "predictive"
+        if k < progressive:
+            k, mode = progressive, "progressive floor"
+        self.last = Decision(mode, k, float(risks[0]), pending, spent, theta)
+        return clamp_dials(k, view)
+
+
+class Decision:
+    """Why the last answer was what it was (for logs, the API and tests)."""
+
+    __slots__ = ("dials", "first_risk", "mode", "pending", "planned", "threshold")
+
+    def __init__(
+        self, mode: str, dials: int, first_risk: float, pending: float, planned: float, threshold: float
+    ) -> None:
+        self.mode = mode
+        self.dials = dials
+        self.first_risk = first_risk  # risk of the first new call
+        self.pending = pending  # expected abandons among calls already out
+        self.planned = planned  # pending + the expected abandons of the calls launched (predictive mode)
+        self.threshold = threshold
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision({self.mode}: {self.dials} calls, first risk {self.first_risk:.4f}, "
+            f"pending {self.pending:.3f}, planned {self.planned:.3f}, θ {self.threshold:.4f})"
+        )
+
+
+class _Model:
+    """The supply and demand of one view on the time grid (see the module docstring)."""
+
+    def __init__(self, view: PacingView, tolerance_s: float) -> None:
+        est = view.estimates
+        n = est.dials
+        # Upper one-sigma Wilson bound of the human-answer rate: few samples, fewer calls.
+        p_hat = est.human_rate
+        z = 1.0
+        centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        self.p = min(1.0, centre + half)
+        self.human = np.sort(np.asarray(est.ring_to_answer_s, dtype=np.float64))
+        self.other = np.sort(np.asarray(est.other_ring_s, dtype=np.float64))
+        self.talk = np.sort(np.asarray(est.talk_s, dtype=np.float64))
+        wraps = np.asarray(est.wrap_s, dtype=np.float64) if est.wrap_s else np.zeros(1)
+        # Five wrap-up quantiles stand in for its distribution in the convolution with talk.
+        self.wrap_points = np.quantile(wraps, [0.1, 0.3, 0.5, 0.7, 0.9])
+        self.wrap_sorted = np.sort(wraps)
+        horizon = min(MAX_HORIZON_S, float(self.human[-1]) + GRID_S)
+        self.s = np.arange(GRID_S, horizon + GRID_S / 2, GRID_S)  # answer times of the new call
+        f = _ecdf(self.human, self.s)
+        self.weights = np.diff(np.concatenate(([0.0], f)))
+        self.weights[-1] += 1.0 - f[-1]
+        self.f_new = f
+        self.u = self.s + tolerance_s  # the supply that counts for an answer at s
+        self.ready = view.agents_ready
+        self.waiting = view.humans_waiting
+        self.q = self._supply(view)  # (busy, grid)
+        self.c = self._ringing(view)  # (ringing, grid)
+        self.competing = view.competing_rate_per_s * self.s
+
+    # --- the pieces --------------------------------------------------------------
+
+    def _supply(self, view: PacingView) -> Array:
+        busy = view.busy
+        if not busy:
+            return np.zeros((0, len(self.u)))
+        talking = np.asarray([b.talk_s for b in busy if b.wrap_s is None], dtype=np.float64)
+        wrapping = np.asarray([b.wrap_s for b in busy if b.wrap_s is not None], dtype=np.float64)
+        rows = []
+        if len(talking):
+            acc = np.zeros((len(talking), len(self.u)))
+            for w in self.wrap_points:
+                acc += self._residual(self.talk, talking, self.u - w)
+            rows.append(acc / len(self.wrap_points))
+        if len(wrapping):
+            rows.append(self._residual(self.wrap_sorted, wrapping, self.u))
+        return np.vstack(rows)
+
+    @staticmethod
+    def _residual(samples: Array, elapsed: Array, horizon: Array) -> Array:
+        """P(X − a ≤ v | X > a) for each elapsed ``a`` (rows) and ``v`` (columns)."""
+        n = len(samples)
+        above = n - np.searchsorted(samples, elapsed, side="right")  # samples > a
+        ends = np.searchsorted(samples, elapsed[:, None] + np.maximum(horizon, 0.0)[None, :], side="right")
+        done = ends - (n - above)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(above[:, None] > 0, done / np.maximum(above, 1)[:, None], 1.0)
+        # A call older than nearly every sample: the empirical tail says too little, so
+        # the remaining time is taken as memoryless with the samples' mean.
+        thin = above < _TAIL_MIN
+        if thin.any():
+            scale = max(float(samples.mean()) if n else 60.0, 1.0)
+            q[thin] = 1.0 - np.exp(-np.maximum(horizon, 0.0)[None, :] / scale)
+        return np.where(horizon[None, :] < 0, 0.0, q)
+
+    def _ringing(self, view: PacingView) -> Array:
+        if not view.ringing:
+            return np.zeros((0, len(self.s)))
+        r = np.asarray(view.ringing, dtype=np.float64)
+        p = self.p
+        f_r = _ecdf(self.human, r)
+        alive = p * (1.0 - f_r) + (1.0 - p) * (1.0 - _ecdf(self.other, r) if len(self.other) else 1.0)
+        later = _ecdf(self.human, r[:, None] + self.s[None, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.where(alive[:, None] > 1e-12, p * (later - f_r[:, None]) / alive[:, None], 0.0)
+        return np.clip(c, 0.0, 1.0)
+
+    # --- risks -------------------------------------------------------------------
+
+    def marginal_risks(self, cap: int, stop_above: float = 1.0) -> Array:
+        """``a(m)`` for m = 0 … cap (the risk of the (m+1)-th new call), increasing in m.
+
+        The exact computation stops after the first risk above ``stop_above`` (the
+        caller would not launch that call, let alone the ones after it).
+        """
+        x = self.p * self.f_new  # each new call: a human by s
+        cap = max(cap, 0)
+        if self.q.shape[0] + self.c.shape[0] <= EXACT_LIMIT and self.competing.max(initial=0.0) < 5.0:
+            return self._exact(cap, x, stop_above)
+        base_mean = self.ready + self.q.sum(axis=0) - self.waiting - self.c.sum(axis=0) - self.competing
+        base_var = (self.q * (1 - self.q)).sum(axis=0) + (self.c * (1 - self.c)).sum(axis=0) + self.competing
+        m = np.arange(cap + 1, dtype=np.float64)[:, None]
+        mean = base_mean[None, :] - m * x[None, :]
+        var = base_var[None, :] + m * (x * (1 - x))[None, :]
+        # P(S − D ≤ 0) for an integer S − D: continuity correction at 0.5.
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        p_short = ndtr((0.5 - mean) / sd)
+        return np.asarray(p_short @ self.weights, dtype=np.float64)
+
+    def _exact(self, cap: int, x: Array, stop_above: float) -> Array:
+        grid = len(self.s)
+        n_down = self.c.shape[0] + cap + self.waiting + _poisson_width(self.competing)
+        width = self.ready + self.q.shape[0] + n_down + 1
+        dist = np.zeros((grid, width))
+        zero = n_down  # index of S − D = 0 before the ready agents are added
+        dist[:, zero + self.ready - self.waiting] = 1.0
+        for qi in self.q:
+            dist = dist * (1 - qi)[:, None] + np.pad(dist, ((0, 0), (1, 0)))[:, :-1] * qi[:, None]
+        for ci in self.c:
+            dist = dist * (1 - ci)[:, None] + np.pad(dist, ((0, 0), (0, 1)))[:, 1:] * ci[:, None]
+        if self.competing.max(initial=0.0) > 0:
+            dist = _minus_poisson(dist, self.competing)
+        risks = []
+        for _ in range(cap + 1):
+            risk = float(dist[:, : zero + 1].sum(axis=1) @ self.weights)
+            risks.append(risk)
+            if risk > stop_above:
+                break
+            dist = dist * (1 - x)[:, None] + np.pad(dist, ((0, 0), (0, 1)))[:, 1:] * x[:, None]
+        return np.asarray(risks)
+
+    def pending_risk(self, first_risk: float) -> float:
+        """Expected abandons among humans waiting now and calls already ringing."""
+        short_now = 0.0
+        if self.waiting:
+            # Waiting humans have τ at most: those beyond the supply by τ are lost.
+            mean = self.ready + self.q[:, 0].sum() if self.q.size else float(self.ready)
+            var = float((self.q[:, 0] * (1 - self.q[:, 0])).sum()) if self.q.size else 0.0
+            short_now = _expected_excess(self.waiting, mean, var)
+        humans_coming = float(self.c[:, -1].sum()) if self.c.size else 0.0
+        return short_now + humans_coming * first_risk
+
+
+def _ecdf(sorted_samples: Array, at: Array) -> Array:
+    if len(sorted_samples) == 0:
+        return np.zeros_like(at, dtype=np.float64)
+    return np.searchsorted(sorted_samples, at, side="right") / len(sorted_samples)
+
+
+def _poisson_width(means: Array) -> int:
+    top = float(means.max(initial=0.0))
+    return 0 if top <= 0 else int(top + 6 * math.sqrt(top) + 6)
+
+
+def _minus_poisson(dist: Array, means: Array) -> Array:
+    """Subtract an independent Poisson(means[row]) from each row's distribution."""
+    width = _poisson_width(means)
+    ks = np.arange(width + 1)
+    out = np.zeros_like(dist)
+    log_fact = np.cumsum(np.log(np.maximum(ks, 1)))
+    for row, lam in enumerate(means):
+        if lam <= 0:
+            out[row] = dist[row]
+            continue
+        pmf = np.exp(ks * math.log(lam) - lam - log_fact)
+        for k, w in enumerate(pmf):
+            if k == 0:
+                out[row] += w * dist[row]
+            else:
+                out[row, :-k] += w * dist[row, k:]
+                out[row, 0] += w * dist[row, :k].sum()
+    return out
+
+
+def _expected_excess(demand: int, mean: float, var: float) -> float:
+    """E[(demand − S)^+] for S ≈ Normal(mean, var) (exact when var = 0)."""
+    if var <= 1e-12:
+        return max(0.0, demand - mean)
+    sd = math.sqrt(var)
+    z = (demand - mean) / sd
+    return float((demand - mean) * ndtr(z) + sd * math.exp(-z * z / 2) / math.sqrt(2 * math.pi))
+
+
+def _predictive(settings: Mapping[str, Any], *, where: str) -> PacingPolicy:
+    reader = settings_reader(settings, where)
+    aim = reader.number("aim", 0.85, minimum=0.05, maximum=1.0)
+    step = read_at_least(reader, "step", 0.01, 1e-4)
+    min_dials = int(read_at_least(reader, "min_dials", 50, 1))
+    reader.done()
+    return Predictive(aim=aim, step=step, min_dials=min_dials)
+
+
+register_pacing("predictive", _predictive)

@@ -1,0 +1,237 @@
+"""The predictive pacing model on hand-built views: exact cases worked by hand, the
+exact and normal computations against each other, monotonicity, the budget and the
+feedback loop."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from acd.errors import InputError
+from dialer.pacing import BusyAgent, HumanOutcome, PacingView, RollingEstimates, get_pacing
+from dialer.predictive import Predictive, _Model
+
+HUGE = 10**9  # a sample size that makes the Wilson bound equal the estimate
+
+
+def estimates(
+    *,
+    p: float = 0.3,
+    dials: int = 1000,
+    ring: tuple[float, ...] = tuple(np.linspace(3.0, 15.0, 60)),
+    other: tuple[float, ...] = (25.0,) * 40 + (3.0,) * 20,
+    talk: tuple[float, ...] = tuple(np.linspace(20.0, 220.0, 200)),
+    wrap: tuple[float, ...] = (5.0,) * 10,
+) -> RollingEstimates:
+    return RollingEstimates(
+        dials=dials,
+        human_rate=p,
+        ring_to_answer_mean_s=float(np.mean(ring)),
+        ring_to_answer_s=ring,
+        other_ring_s=other,
+        talk_mean_s=float(np.mean(talk)),
+        talk_s=talk,
+        wrap_mean_s=float(np.mean(wrap)) if wrap else 0.0,
+        wrap_s=wrap,
+    )
+
+
+def view(
+    *,
+    ready: int = 0,
+    busy: tuple[float, ...] = (),
+    ringing: tuple[float, ...] = (),
+    waiting: int = 0,
+    est: RollingEstimates | None = None,
+    humans_window: int = 10_000,
+    abandons_window: int = 0,
+    **kw: Any,
+) -> PacingView:
+    agents = tuple(BusyAgent(a) for a in busy)
+    return PacingView(
+        at=0.0,
+        campaign="c",
+        agents_logged_in=ready + len(agents),
+        agents_ready=ready,
+        busy=agents,
+        ringing=ringing,
+        humans_waiting=waiting,
+        hopper_size=10_000,
+        estimates=estimates() if est is None else est,
+        humans_window=humans_window,
+        abandons_window=abandons_window,
+        **kw,
+    )
+
+
+# --- the model, worked by hand -----------------------------------------------------
+
+
+def test_marginal_risks_match_a_case_worked_by_hand() -> None:
+    # Every talk lasts exactly 100 s and there is no wrap-up, so the agent 95 s into
+    # a call is free at 5 s for sure; every human answers exactly 4 s after launch.
+    # The first new call (answer at 4, agent free by 4 + 2) is safe; the second is
+    # lost if the first was a human (p); the third if either of the two was (1 − (1 − p)²).
+    est = estimates(p=0.5, dials=HUGE, ring=(4.0,) * 10, other=(), talk=(100.0,) * 50, wrap=())
+    model = _Model(view(busy=(95.0,), est=est), 2.0)
+    assert model.p == pytest.approx(0.5, abs=1e-4)
+    risks = model.marginal_risks(3)
+    assert risks[:3] == pytest.approx([0.0, 0.5, 0.75], abs=1e-3)
+
+
+def test_a_call_that_ends_too_late_gives_no_supply() -> None:
+    # The agent is free at 50 s; the human answers at 4 s and waits 2 s: lost for sure.
+    est = estimates(p=1.0, dials=HUGE, ring=(4.0,) * 10, other=(), talk=(100.0,) * 50, wrap=())
+    risks = _Model(view(busy=(50.0,), est=est), 2.0).marginal_risks(1)
+    assert risks[0] == pytest.approx(1.0)
+
+
+def test_ringing_calls_are_conditioned_on_their_age() -> None:
+    # Humans answer within 10 s; a call that has rung 12 s will not bring one any more,
+    # so it takes no agent: the new call keeps the single ready agent.
+    est = estimates(p=0.5, dials=HUGE, ring=tuple(np.linspace(1.0, 10.0, 30)), other=(25.0,) * 30)
+    young = _Model(view(ready=1, ringing=(0.0,), est=est), 2.0).marginal_risks(0)[0]
+    old = _Model(view(ready=1, ringing=(12.0,), est=est), 2.0).marginal_risks(0)[0]
+    assert old == pytest.approx(0.0, abs=1e-9)
+    assert young > 0.2
+
+
+def test_elapsed_talk_time_conditions_the_remaining_time() -> None:
+    # Talk times spread over 20-220 s: an agent 200 s in is nearly done, one 20 s in is not.
+    long_in = _Model(view(busy=(200.0,)), 2.0).marginal_risks(0)[0]
+    just_in = _Model(view(busy=(20.0,)), 2.0).marginal_risks(0)[0]
+    # 20 s in: 200 s to go at most, uniformly; P(done within ~10 s) is a few percent.
+    # 200 s in: at most 20 s to go, so the chance is large.
+    assert just_in > 0.9
+    assert long_in < 0.8
+
+
+def test_exact_and_normal_computations_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    v = view(ready=2, busy=tuple(rng.uniform(0, 200, 35)), ringing=tuple(rng.uniform(0, 10, 5)))
+    model = _Model(v, 2.0)
+    x = model.p * model.f_new
+    exact = model._exact(6, x, stop_above=2.0)
+    big = model.q.shape[0] + model.c.shape[0]
+    monkeypatch.setattr("dialer.predictive.EXACT_LIMIT", big - 1)  # the normal approximation, same model
+    normal = model.marginal_risks(6)
+    # 40 Bernoulli terms: the CLT with a continuity correction is within a few points.
+    assert np.max(np.abs(exact - normal)) < 0.03
+    assert np.all(np.diff(exact) >= -1e-12)
+
+
+# --- the policy ----------------------------------------------------------------------
+
+
+def test_falls_back_to_progressive_without_evidence() -> None:
+    policy = get_pacing("predictive", where="p")
+    v = view(ready=4, est=estimates(dials=10))
+    assert policy.dials_now(v) == 4
+    assert isinstance(policy, Predictive) and policy.last is not None
+    assert policy.last.mode == "progressive"
+
+
+def test_an_exhausted_budget_means_progressive() -> None:
+    # 3 % of 100 humans is 3 abandons: with 3 already, nothing beyond progressive.
+    rich = view(ready=3, busy=(150.0,) * 20, humans_window=100, abandons_window=0)
+    spent = view(ready=3, busy=(150.0,) * 20, humans_window=100, abandons_window=3)
+    assert Predictive().dials_now(rich) > 3
+    policy = Predictive()
+    # The three ready agents are certain to take their humans (risk 0), the fourth
+    # call is not: it would spend budget the window does not have.
+    assert policy.dials_now(spent) == 3
+
+
+def test_early_in_a_campaign_the_budget_is_a_fraction_of_a_call() -> None:
+    # 20 humans so far: the window can absorb 0.6 of an abandon, so the policy plans
+    # less than that over the calls it launches beyond the ready agents.
+    policy = Predictive(gain_range=(0.05, 100.0))
+    policy.log_gain = math.log(100.0)  # the threshold would allow a lot: the budget decides
+    n = policy.dials_now(view(ready=2, busy=(150.0,) * 10, humans_window=20))
+    assert policy.last is not None
+    assert policy.last.mode == "predictive"
+    assert policy.last.planned <= 0.6 + 1e-9
+    policy.dials_now(view(ready=2, busy=(150.0,) * 10, humans_window=10_000))
+    assert policy.last is not None and n < policy.last.dials  # a full window: more calls
+
+
+def test_respects_the_dial_level_cap() -> None:
+    policy = Predictive(gain_range=(0.05, 1000.0))
+    policy.log_gain = math.log(1000.0)  # anything goes, except the cap
+    v = view(ready=2, busy=(150.0,) * 8, max_dial_level=1.5)
+    assert policy.dials_now(v) == math.floor(1.5 * 10) - 8
+
+
+def test_feedback_moves_the_threshold_towards_the_aim() -> None:
+    policy = Predictive(aim=0.5, step=0.05)
+    policy.dials_now(view(ready=1))
+    start = policy.threshold
+    policy.observe(HumanOutcome(0.0, "c", abandoned=True))
+    assert policy.threshold < start
+    for _ in range(200):
+        policy.observe(HumanOutcome(0.0, "c", abandoned=False))
+    assert policy.threshold > start
+    # At exactly the aimed rate (1.5 %: 3 in 200) the drift is zero.
+    before = policy.log_gain
+    for i in range(200):
+        policy.observe(HumanOutcome(0.0, "c", abandoned=i % 200 < 3))
+    assert policy.log_gain == pytest.approx(before, abs=1e-9)
+
+
+def test_blending_competition_means_fewer_calls() -> None:
+    alone = Predictive().dials_now(view(ready=1, busy=(150.0,) * 30))
+    shared = Predictive().dials_now(view(ready=1, busy=(150.0,) * 30, competing_rate_per_s=0.5))
+    assert shared <= alone
+
+
+def test_settings_are_strict() -> None:
+    assert isinstance(get_pacing("predictive", {"aim": 0.7, "step": 0.02}, where="p"), Predictive)
+    with pytest.raises(InputError, match=r"p\.aimm"):
+        get_pacing("predictive", {"aimm": 0.7}, where="p")
+    with pytest.raises(InputError, match=r"p\.aim"):
+        get_pacing("predictive", {"aim": 1.5}, where="p")
+
+
+# --- invariants ------------------------------------------------------------------------
+
+small = st.integers(min_value=0, max_value=6)
+Ages = tuple[float, ...]
+ages = st.lists(st.floats(min_value=0.0, max_value=400.0), max_size=12).map(tuple)
+rings = st.lists(st.floats(min_value=0.0, max_value=30.0), max_size=8).map(tuple)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small, ages, rings, small)
+def test_more_ready_agents_never_mean_fewer_calls(
+    ready: int, busy: tuple[float, ...], ringing, waiting
+) -> None:
+    base = Predictive().dials_now(view(ready=ready, busy=busy, ringing=ringing, waiting=waiting))
+    more = Predictive().dials_now(view(ready=ready + 1, busy=busy, ringing=ringing, waiting=waiting))
+    assert more >= base
+
+
+@settings(max_examples=60, deadline=None)
+@given(small, ages, rings, small)
+def test_more_humans_waiting_never_mean_more_calls(
+    ready: int, busy: tuple[float, ...], ringing, waiting
+) -> None:
+    base = Predictive().dials_now(view(ready=ready, busy=busy, ringing=ringing, waiting=waiting))
+    more = Predictive().dials_now(view(ready=ready, busy=busy, ringing=ringing, waiting=waiting + 1))
+    assert more <= base
+
+
+@settings(max_examples=60, deadline=None)
+@given(small, ages, rings)
+def test_never_fewer_than_progressive_nor_beyond_the_cap(
+    ready: int, busy: tuple[float, ...], ringing
+) -> None:
+    v = view(ready=ready, busy=busy, ringing=ringing)
+    n = Predictive().dials_now(v)
+    assert n >= max(0, ready - len(ringing))
+    cap = math.floor(v.max_dial_level * (ready + len(busy))) - len(ringing) - len(busy)
+    assert n <= max(cap, ready - len(ringing), 0)
