@@ -74,7 +74,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from dialer.campaign import CONNECT_TOLERANCE_S
+from dialer.campaign import CONNECT_TOLERANCE_S, MIN_RING_S
 from dialer.pacing import (
     HumanOutcome,
     PacingPolicy,
@@ -89,11 +89,10 @@ Array = NDArray[np.float64]
 
 GRID_S = 1.0
 MAX_HORIZON_S = 120.0
+WRAP_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 EXACT_LIMIT = 40
 """Up to this many random terms (busy agents + ringing calls), ``S − D`` is convolved
 exactly; above it the normal approximation is within the feedback loop's reach."""
-
-_TAIL_MIN = 8  # samples beyond an agent's elapsed talk time needed to trust the empirical tail
 
 
 class Predictive:
@@ -106,6 +105,8 @@ class Predictive:
         step: float = 0.01,
         min_dials: int = 50,
         gain_range: tuple[float, float] = (0.05, 20.0),
+        margin: float = 1.0,
+        ruin: float = 0.02,
         tolerance_s: float = CONNECT_TOLERANCE_S,
     ) -> None:
         if not 0 < aim <= 1:
@@ -117,7 +118,13 @@ class Predictive:
         low, high = gain_range
         if not 0 < low <= 1 <= high:
             raise ValueError(f"gain_range must straddle 1 (got {gain_range!r})")
+        if not (math.isfinite(margin) and margin >= 0):
+            raise ValueError(f"margin must be >= 0 (got {margin!r})")
+        if not 0 < ruin < 1:
+            raise ValueError(f"ruin must be in (0, 1) (got {ruin!r})")
         self.aim = aim
+        self.margin = margin
+        self.ruin = ruin
         self.step = step
         self.min_dials = min_dials
         self.log_gain_range = (math.log(low), math.log(high))
@@ -151,6 +158,7 @@ class Predictive:
             or not est.talk_s
             or est.human_rate <= 0.0
             or working == 0
+            or not _covers_ringing(view)
         ):
             self.last = Decision("progressive", progressive, 0.0, 0.0, 0.0, self.threshold)
             return clamp_dials(progressive, view)
@@ -158,22 +166,52 @@ class Predictive:
         cap = min(max(0, cap), view.hopper_size)
         budget = view.abandon_target * view.humans_window - view.abandons_window
         model = _Model(view, self.tolerance_s)
-        theta = self.threshold
+        # The feedback's threshold, scaled down when the window has little slack: the
+        # risk a human may run is what keeps the chance of ever exceeding the target
+        # below ``ruin`` (see safe_risk), relative to the risk the feedback aims at.
+        safe = safe_risk(budget, view.abandon_target, self.ruin)
+        theta = self.threshold * min(1.0, safe / (self.aim * view.abandon_target))
         risks = model.marginal_risks(cap, stop_above=theta)
         pending = model.pending_risk(float(risks[0]))
         k = 0
-        spent = pending
+        # Abandons to come are a sum of Bernoullis: plan on their mean plus ``margin``
+        # standard deviations, so a small team's window (a budget of one or two
+        # abandons) is not overrun by an unlucky pair. Pending calls count as Poisson.
+        spent, var = pending, pending
         while k < min(cap, len(risks)):
             risk = float(risks[k])
-            if risk > theta or spent + model.p * risk > budget:
+            x = model.p * risk
+            if risk > theta or spent + x + self.margin * math.sqrt(var + x * (1 - x)) > budget:
                 break
-            spent += model.p * risk
+            spent += x
+            var += x * (1 - x)
             k += 1
         mode = "predictive"
         if k < progressive:
             k, mode = progressive, "progressive floor"
         self.last = Decision(mode, k, float(risks[0]), pending, spent, theta)
         return clamp_dials(k, view)
+
+
+def safe_risk(slack: float, target: float, ruin: float) -> float:
+    """The abandon risk per human that keeps P(the window ever exceeds ``target``)
+    at most ``ruin``, with ``slack`` = target × humans − abandons now.
+
+    Each human moves the slack by ``+target`` (connected) or ``target − 1`` (abandoned,
+    probability ``r``): a random walk, ruined below 0. By Lundberg's inequality the
+    ruin probability is at most ``exp(−R·slack)`` where ``R`` solves
+    ``(1 − r)·e^(−R·target) + r·e^(R·(1 − target)) = 1``; asking for ``ruin`` fixes
+    ``R = ln(1/ruin)/slack`` and gives the largest ``r`` directly. It is 0 with no
+    slack, about 0.005 with one abandon of slack (target 3 %, ruin 2 %), and tends to
+    ``target`` as the slack grows.
+    """
+    if slack <= 0:
+        return 0.0
+    rate = math.log(1.0 / ruin) / slack
+    if rate * (1 - target) > 700:  # e^700: no risk is small enough to matter
+        return 0.0
+    low = math.exp(-rate * target)
+    return (1.0 - low) / (math.exp(rate * (1.0 - target)) - low)
 
 
 class Decision:
@@ -213,10 +251,15 @@ class _Model:
         self.human = np.sort(np.asarray(est.ring_to_answer_s, dtype=np.float64))
         self.other = np.sort(np.asarray(est.other_ring_s, dtype=np.float64))
         self.talk = np.sort(np.asarray(est.talk_s, dtype=np.float64))
-        wraps = np.asarray(est.wrap_s, dtype=np.float64) if est.wrap_s else np.zeros(1)
-        # Five wrap-up quantiles stand in for its distribution in the convolution with talk.
-        self.wrap_points = np.quantile(wraps, [0.1, 0.3, 0.5, 0.7, 0.9])
-        self.wrap_sorted = np.sort(wraps)
+        finished_wraps = np.asarray(est.wrap_s, dtype=np.float64)
+        running_wraps = np.asarray([b.wrap_s for b in view.busy if b.wrap_s is not None], dtype=np.float64)
+        # Agents wrapping up now are censored wrap-up times, as running calls are for
+        # talk: the first wrap-ups of a shift are known to last *at least* this long.
+        self.wrap = Survival(finished_wraps, running_wraps)
+        # Five wrap-up quantiles stand in for its distribution in the convolution with talk
+        # (no wrap-up seen at all, finished or running: the queue has none).
+        has_wrap = len(finished_wraps) + len(running_wraps) > 0
+        self.wrap_points = self.wrap.quantiles(WRAP_QUANTILES) if has_wrap else np.zeros(1)
         horizon = min(MAX_HORIZON_S, float(self.human[-1]) + GRID_S)
         self.s = np.arange(GRID_S, horizon + GRID_S / 2, GRID_S)  # answer times of the new call
         f = _ecdf(self.human, self.s)
@@ -240,30 +283,16 @@ class _Model:
         wrapping = np.asarray([b.wrap_s for b in busy if b.wrap_s is not None], dtype=np.float64)
         rows = []
         if len(talking):
+            # Calls still going are censored observations of the talk time: leaving them
+            # out would learn only from the calls short enough to have ended already.
+            talk = Survival(self.talk, talking)
             acc = np.zeros((len(talking), len(self.u)))
             for w in self.wrap_points:
-                acc += self._residual(self.talk, talking, self.u - w)
+                acc += talk.residual(talking, self.u - w)
             rows.append(acc / len(self.wrap_points))
         if len(wrapping):
-            rows.append(self._residual(self.wrap_sorted, wrapping, self.u))
+            rows.append(self.wrap.residual(wrapping, self.u))
         return np.vstack(rows)
-
-    @staticmethod
-    def _residual(samples: Array, elapsed: Array, horizon: Array) -> Array:
-        """P(X − a ≤ v | X > a) for each elapsed ``a`` (rows) and ``v`` (columns)."""
-        n = len(samples)
-        above = n - np.searchsorted(samples, elapsed, side="right")  # samples > a
-        ends = np.searchsorted(samples, elapsed[:, None] + np.maximum(horizon, 0.0)[None, :], side="right")
-        done = ends - (n - above)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(above[:, None] > 0, done / np.maximum(above, 1)[:, None], 1.0)
-        # A call older than nearly every sample: the empirical tail says too little, so
-        # the remaining time is taken as memoryless with the samples' mean.
-        thin = above < _TAIL_MIN
-        if thin.any():
-            scale = max(float(samples.mean()) if n else 60.0, 1.0)
-            q[thin] = 1.0 - np.exp(-np.maximum(horizon, 0.0)[None, :] / scale)
-        return np.where(horizon[None, :] < 0, 0.0, q)
 
     def _ringing(self, view: PacingView) -> Array:
         if not view.ringing:
@@ -307,18 +336,19 @@ class _Model:
         zero = n_down  # index of S − D = 0 before the ready agents are added
         dist[:, zero + self.ready - self.waiting] = 1.0
         for qi in self.q:
-            dist = dist * (1 - qi)[:, None] + np.pad(dist, ((0, 0), (1, 0)))[:, :-1] * qi[:, None]
+            dist = _shifted(dist, qi[:, None], up=True)
         for ci in self.c:
-            dist = dist * (1 - ci)[:, None] + np.pad(dist, ((0, 0), (0, 1)))[:, 1:] * ci[:, None]
+            dist = _shifted(dist, ci[:, None], up=False)
         if self.competing.max(initial=0.0) > 0:
             dist = _minus_poisson(dist, self.competing)
         risks = []
+        x_col = x[:, None]
         for _ in range(cap + 1):
             risk = float(dist[:, : zero + 1].sum(axis=1) @ self.weights)
             risks.append(risk)
             if risk > stop_above:
                 break
-            dist = dist * (1 - x)[:, None] + np.pad(dist, ((0, 0), (0, 1)))[:, 1:] * x[:, None]
+            dist = _shifted(dist, x_col, up=False)
         return np.asarray(risks)
 
     def pending_risk(self, first_risk: float) -> float:
@@ -331,6 +361,85 @@ class _Model:
             short_now = _expected_excess(self.waiting, mean, var)
         humans_coming = float(self.c[:, -1].sum()) if self.c.size else 0.0
         return short_now + humans_coming * first_risk
+
+
+class Survival:
+    """Kaplan–Meier survival of a duration from finished samples and running ones.
+
+    Why not the plain empirical distribution: the calls that ended recently are biased
+    towards short ones (at the start of a shift, *only* short calls have ended), and
+    the calls agents are on right now say "at least this long". Kaplan–Meier uses both.
+    Beyond the longest finished sample the tail is exponential, with the censored
+    maximum-likelihood mean (all time observed ÷ finished samples).
+    """
+
+    def __init__(self, finished: Array, running: Array) -> None:
+        finished = np.sort(finished)
+        running = np.sort(running)
+        times, counts = np.unique(finished, return_counts=True)
+        n_f, n_r = len(finished), len(running)
+        at_risk = (n_f - np.searchsorted(finished, times, side="left")) + (
+            n_r - np.searchsorted(running, times, side="left")
+        )
+        self.times = times
+        self.surv = np.cumprod(1.0 - counts / np.maximum(at_risk, 1)) if len(times) else np.ones(0)
+        exposure = float(finished.sum() + running.sum())
+        self.tail_mean = max(exposure / n_f if n_f else max(exposure, 60.0), 1.0)
+
+    def at(self, x: Array) -> Array:
+        """S(x) = P(duration > x)."""
+        times = self.times
+        if len(times) == 0:
+            return np.asarray(np.exp(-np.maximum(x, 0.0) / self.tail_mean), dtype=np.float64)
+        idx = np.searchsorted(times, x, side="right") - 1
+        s = np.where(idx >= 0, self.surv[np.maximum(idx, 0)], 1.0)
+        last_t, last_s = float(times[-1]), float(self.surv[-1])
+        beyond = x > last_t
+        if last_s > 0 and beyond.any():
+            s = np.where(beyond, last_s * np.exp(-(x - last_t) / self.tail_mean), s)
+        return np.asarray(s, dtype=np.float64)
+
+    def quantiles(self, levels: tuple[float, ...]) -> Array:
+        """The smallest x with P(duration ≤ x) ≥ level, for each level."""
+        out = np.empty(len(levels))
+        for i, level in enumerate(levels):
+            left = 1.0 - level  # S(x) must be at or below this
+            hit = np.flatnonzero(self.surv <= left) if len(self.surv) else np.zeros(0, dtype=np.int64)
+            if len(hit):
+                out[i] = self.times[hit[0]]
+            else:
+                last_t = float(self.times[-1]) if len(self.times) else 0.0
+                last_s = float(self.surv[-1]) if len(self.surv) else 1.0
+                out[i] = last_t + self.tail_mean * math.log(last_s / left)
+        return out
+
+    def residual(self, elapsed: Array, horizon: Array) -> Array:
+        """P(X − a ≤ v | X > a) for each elapsed ``a`` (rows) and ``v`` (columns)."""
+        base = self.at(elapsed)[:, None]
+        later = self.at(elapsed[:, None] + np.maximum(horizon, 0.0)[None, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(base > 0, 1.0 - later / base, 1.0)
+        return np.where(horizon[None, :] < 0, 0.0, np.clip(q, 0.0, 1.0))
+
+
+def _covers_ringing(view: PacingView) -> bool:
+    """Have finished calls rung as long as the calls ringing now, and at least the
+    legal minimum ring time? Until then the ring-time samples hold only the calls quick
+    enough to have finished (at the start of a run, the first few seconds of the first
+    calls) and would make every ringing call look like a lost cause."""
+    est = view.estimates
+    seen = max(max(est.ring_to_answer_s, default=0.0), max(est.other_ring_s, default=0.0))
+    return seen >= max(MIN_RING_S, max(view.ringing, default=0.0))
+
+
+def _shifted(dist: Array, prob: Array, *, up: bool) -> Array:
+    """Each row's distribution plus (up) or minus one Bernoulli(prob[row])."""
+    out = dist * (1.0 - prob)
+    if up:
+        out[:, 1:] += dist[:, :-1] * prob
+    else:
+        out[:, :-1] += dist[:, 1:] * prob
+    return out
 
 
 def _ecdf(sorted_samples: Array, at: Array) -> Array:
@@ -378,8 +487,10 @@ def _predictive(settings: Mapping[str, Any], *, where: str) -> PacingPolicy:
     aim = reader.number("aim", 0.85, minimum=0.05, maximum=1.0)
     step = read_at_least(reader, "step", 0.01, 1e-4)
     min_dials = int(read_at_least(reader, "min_dials", 50, 1))
+    margin = read_at_least(reader, "margin", 1.0, 0.0)
+    ruin = reader.number("ruin", 0.02, minimum=1e-6, maximum=0.5)
     reader.done()
-    return Predictive(aim=aim, step=step, min_dials=min_dials)
+    return Predictive(aim=aim, step=step, min_dials=min_dials, margin=margin, ruin=ruin)
 
 
 register_pacing("predictive", _predictive)

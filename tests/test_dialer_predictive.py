@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from acd.errors import InputError
 from dialer.pacing import BusyAgent, HumanOutcome, PacingView, RollingEstimates, get_pacing
-from dialer.predictive import Predictive, _Model
+from dialer.predictive import Predictive, Survival, _Model, safe_risk
 
 HUGE = 10**9  # a sample size that makes the Wilson bound equal the estimate
 
@@ -235,3 +235,64 @@ def test_never_fewer_than_progressive_nor_beyond_the_cap(
     assert n >= max(0, ready - len(ringing))
     cap = math.floor(v.max_dial_level * (ready + len(busy))) - len(ringing) - len(busy)
     assert n <= max(cap, ready - len(ringing), 0)
+
+
+# --- the pieces: Kaplan–Meier and the safe risk ---------------------------------------
+
+
+def test_kaplan_meier_counts_running_calls_as_censored() -> None:
+    # Finished 1, 2, 3; one call running at 2.5. At 1: 4 at risk, S = 3/4; at 2: 3 at
+    # risk (2, 2.5, 3), S = 1/2; at 3: 1 at risk, S = 0.
+    km = Survival(np.asarray([1.0, 2.0, 3.0]), np.asarray([2.5]))
+    assert km.at(np.asarray([0.5, 1.0, 2.0, 2.9, 3.0])) == pytest.approx([1.0, 0.75, 0.5, 0.5, 0.0])
+    # Without running calls it is the empirical survival function.
+    plain = Survival(np.asarray([1.0, 2.0, 3.0, 4.0]), np.zeros(0))
+    assert plain.at(np.asarray([0.0, 1.5, 3.5])) == pytest.approx([1.0, 0.75, 0.25])
+
+
+def test_kaplan_meier_is_not_fooled_by_the_start_of_a_shift() -> None:
+    # 200 calls started together 120 s ago with exponential(600 s) talk: the ~36 that
+    # have ended are all short. The plain empirical mean says ~60 s; with the 164
+    # running calls censored, the remaining time of a running call is right (memoryless:
+    # P(done within 60 s) = 1 − e^(−60/600) ≈ 0.095).
+    rng = np.random.default_rng(5)
+    talk = rng.exponential(600.0, 200)
+    finished, running = talk[talk <= 120.0], np.full(int((talk > 120.0).sum()), 120.0)
+    q = Survival(finished, running).residual(np.asarray([120.0]), np.asarray([60.0]))[0, 0]
+    naive = Survival(finished, np.zeros(0)).residual(np.asarray([110.0]), np.asarray([60.0]))[0, 0]
+    assert q == pytest.approx(1 - math.exp(-0.1), abs=0.04)
+    assert naive > 0.5  # what an estimate from finished calls alone would believe
+
+
+def test_safe_risk_solves_lundberg_and_tends_to_the_target() -> None:
+    target, ruin = 0.03, 0.02
+    assert safe_risk(0.0, target, ruin) == 0.0
+    last = 0.0
+    for slack in (0.5, 1.0, 2.0, 5.0, 20.0, 200.0):
+        r = safe_risk(slack, target, ruin)
+        rate = math.log(1 / ruin) / slack
+        assert (1 - r) * math.exp(-rate * target) + r * math.exp(rate * (1 - target)) == pytest.approx(1.0)
+        assert last < r < target
+        last = r
+    assert safe_risk(1e6, target, ruin) == pytest.approx(target, rel=1e-3)
+
+
+def test_safe_risk_keeps_the_window_under_target_in_a_random_walk() -> None:
+    # From a slack of 2 abandons, humans abandoned with the safe risk: the share of
+    # walks that ever go below 0 within 2,000 humans is at most the ruin probability
+    # (Lundberg's bound holds for any horizon; 4,000 walks give ±0.5 % at 2 %).
+    target, ruin, slack = 0.03, 0.02, 2.0
+    r = safe_risk(slack, target, ruin)
+    rng = np.random.default_rng(11)
+    steps = np.where(rng.random((4000, 2000)) < r, target - 1.0, target)
+    ruined = (slack + np.cumsum(steps, axis=1) < 0).any(axis=1).mean()
+    assert ruined <= ruin + 0.01
+
+
+def test_no_prediction_until_finished_calls_have_rung_as_long_as_the_ringing_ones() -> None:
+    # Six seconds into a run, the only finished calls are the quick ones: every call
+    # still ringing would look hopeless and the policy would flood the agents.
+    young = estimates(ring=(2.0, 4.0, 6.0) * 20, other=(3.0,) * 40)
+    policy = Predictive()
+    assert policy.dials_now(view(ready=5, ringing=(6.0,) * 5, est=young)) == 0
+    assert policy.last is not None and policy.last.mode == "progressive"
