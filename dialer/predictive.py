@@ -58,10 +58,19 @@ connect, so ``g`` stops moving exactly when the measured abandon rate equals the
 The model's own biases (independence, the FIFO approximation) are corrected by this
 loop rather than by hand-tuned constants.
 
-*Uncertainty.* Below ``min_dials`` completed dials, or without talk and answer-time
-samples, the policy dials progressively. Above, ``p`` is replaced by its upper
-one-sigma Wilson bound: with few samples the estimate is inflated, which means fewer
-calls, not more abandons — what a 3-agent team needs.
+*Small slack.* The threshold is also capped by :func:`safe_risk`: the per-human risk
+that keeps the chance of the window *ever* exceeding the target below ``ruin``
+(Lundberg's bound on the random walk of the slack), so a window with one abandon of
+slack is not broken by one unlucky call.
+
+*Uncertainty.* Talk and wrap-up times are Kaplan–Meier estimates (:class:`Survival`)
+in which the calls running now are censored observations: finished calls alone are
+biased short at the start of a shift. Below ``min_dials`` completed dials, without talk
+and answer-time samples, or until finished calls have rung as long as the ringing ones
+(and the legal 15 s), the policy dials progressively. Above, ``p`` is replaced by its
+upper one-sigma Wilson bound: with few samples, fewer calls, not more abandons.
+
+``docs/pacing.md`` has the same model with its equations typeset.
 """
 
 from __future__ import annotations
