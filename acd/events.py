@@ -28,6 +28,10 @@ class CallArrived:
     caller: str = ""
     priority: int = 0
     data: Mapping[str, str] = field(default_factory=dict)
+    agent_id: str | None = None
+    """For this agent only (an agent-scheduled callback, a preview call): offered to no
+    one else, within the queue's max wait. If the agent is unknown or logged out, or
+    logs out meanwhile, it is an ordinary call of the queue."""
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.at):

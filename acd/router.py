@@ -97,6 +97,7 @@ class _Call:
         "caller",
         "data",
         "entered_at",
+        "for_agent",
         "hops",
         "order",
         "priority",
@@ -118,6 +119,7 @@ class _Call:
         self.hops = 0
         self.caller = ""
         self.data: object = None
+        self.for_agent: _Agent | None = None  # a personal call: this agent only
 
 
 class _Agent:
@@ -130,6 +132,7 @@ class _Agent:
         "last_offer_seq",
         "memberships",
         "pending_pause",
+        "personal",
         "profile",
         "reason",
         "seq",
@@ -158,6 +161,7 @@ class _Agent:
         self.wrap_version = 0
         # (queue, level, match score) for every queue the agent may serve.
         self.memberships: list[tuple[_Queue, int, float]] = []
+        self.personal: list[_Call] = []  # calls for this agent only, oldest first
 
 
 class _Queue:
@@ -494,6 +498,10 @@ class Router:
         call = _Call(e.call_id, q, e.priority, e.at, next(self._seq))
         call.caller = e.caller
         call.data = e.data
+        if e.agent_id is not None:
+            agent = self._agents.get(e.agent_id)
+            if agent is not None and agent.state is not AgentState.LOGGED_OUT:
+                call.for_agent = agent
         self._calls[e.call_id] = call
         self._enter_queue(call, q, out)
 
@@ -574,8 +582,15 @@ class Router:
         self._move(agent, Trigger.LOG_OUT)
         for q, _, _ in agent.memberships:
             q.members.discard(agent)
+        for waiting in agent.personal:  # their personal calls: anyone of the queue now
+            waiting.for_agent = None
+            self._add_waiting(waiting)
+        personal, agent.personal = agent.personal, []
+        for waiting in personal:
+            self._route_call(waiting, out)
         if call is None:
             return
+        call.for_agent = None
         # Ringing or talking, the caller is still on the line: back to the queue.
         if call.state is CallState.OFFERED:
             out.append(CancelOffer(call.call_id, agent.profile.agent_id))
@@ -653,7 +668,7 @@ class Router:
         # queue being full does not matter.
         if self._try_offer(call, out, enqueue_first=False):
             return
-        if cfg.max_length is not None and len(q.waiting) >= cfg.max_length:
+        if call.for_agent is None and cfg.max_length is not None and len(q.waiting) >= cfg.max_length:
             self._overflow(call, "full", out)
             return
         self._add_waiting(call)
@@ -666,6 +681,9 @@ class Router:
             self._schedule(self.now + cfg.announce_every_s, _Timer.ANNOUNCE, call, v)
 
     def _add_waiting(self, call: _Call) -> None:
+        if call.for_agent is not None:
+            call.for_agent.personal.append(call)
+            return
         q = call.queue
         cls = q.classes.get(call.priority)
         if cls is None:
@@ -676,7 +694,9 @@ class Router:
     def _leave(self, call: _Call) -> None:
         """Take a call out of its waiting list or off the agent it was ringing."""
         call.version += 1
-        if call.state is CallState.WAITING:
+        if call.state is CallState.WAITING and call.for_agent is not None:
+            call.for_agent.personal.remove(call)
+        elif call.state is CallState.WAITING:
             q = call.queue
             cls = q.classes[call.priority]
             cls.remove(call.order)
@@ -712,6 +732,13 @@ class Router:
 
     def _try_offer(self, call: _Call, out: list[Command], *, enqueue_first: bool) -> bool:
         """Offer the call to the best idle agent qualified at its level, if any."""
+        if call.for_agent is not None:
+            if call.for_agent.state is not AgentState.READY:
+                return False
+            if enqueue_first:
+                self._leave(call)
+            self._offer(call, call.for_agent, out)
+            return True
         q = call.queue
         top = q.level_of(call, self.now) if len(q.thresholds) > 1 else 0
         for level in range(top + 1):
@@ -756,7 +783,7 @@ class Router:
         self._set_state(agent, AgentState.READY)
         agent.reason = ""
         agent.idle_since = self.now
-        call = self._best_call_for(agent)
+        call = agent.personal[0] if agent.personal else self._best_call_for(agent)
         if call is not None:
             self._leave(call)
             self._offer(call, agent, out)  # never entered the heaps: nothing to invalidate
@@ -848,7 +875,8 @@ class Router:
         rule = q.config.overflow
         assert rule is not None
         wait = self.now - call.arrived_at
-        if call.state is CallState.WAITING and q.waiting.get(call.order) is call:
+        personal = call.for_agent is not None and call in call.for_agent.personal
+        if call.state is CallState.WAITING and (personal or q.waiting.get(call.order) is call):
             self._leave(call)
         else:  # "full": it never joined the waiting list
             call.version += 1

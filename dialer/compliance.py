@@ -275,6 +275,17 @@ class CallHistory:
         if times[0] <= at - self.retention_s:
             del times[: bisect.bisect_right(times, at - self.retention_s)]
 
+    def withdraw_dial(self, number: str, at: float) -> None:
+        """Forget one dial recorded at ``at`` (a lead served but not dialled after all)."""
+        times = self._dials.get(number)
+        if not times:
+            return
+        i = bisect.bisect_left(times, at)
+        if i < len(times) and times[i] == at:
+            del times[i]
+            if not times:
+                del self._dials[number]
+
     def record_abandon(self, number: str, at: float) -> None:
         self._abandoned[number] = max(at, self._abandoned.get(number, at))
 

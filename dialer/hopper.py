@@ -90,7 +90,18 @@ class _Group:
 
 
 class _Slot:
-    __slots__ = ("detail", "group", "key", "lead", "place", "reason", "served_at", "version")
+    __slots__ = (
+        "detail",
+        "group",
+        "key",
+        "lead",
+        "place",
+        "reason",
+        "served_at",
+        "served_callback",
+        "served_from",
+        "version",
+    )
 
     def __init__(self, lead: Lead, group: _Group) -> None:
         self.lead = lead
@@ -101,6 +112,8 @@ class _Slot:
         self.detail = ""
         self.version = 0
         self.served_at = 0.0
+        self.served_callback: float | None = None  # what next() cleared, for release()
+        self.served_from = LeadState.NEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +231,8 @@ class Hopper:
             lead = slot.lead
             refusal = check_dial(lead, self.campaign, self.dnc, self.history, at)
             if refusal is None:
+                slot.served_from = lead.state
+                slot.served_callback = lead.callback_at
                 self._move(slot, LeadState.DIALLING)
                 slot.served_at = at
                 lead.callback_at = None  # this call honours the callback
@@ -263,6 +278,37 @@ class Hopper:
             self._move(slot, LeadState.SCHEDULED)
             text = f"retry delay after {attempt.outcome} ({rule.describe()}) until {utc_time(due)}"
             self._schedule(slot, due, Reason.RETRY_DELAY, text)
+        return lead
+
+    def release(self, lead_id: str, at: float, *, due: float | None = None) -> Lead:
+        """Give back a lead :meth:`next` served that was not dialled after all.
+
+        For a preview the agent skipped, or a callback kept for an agent who is busy
+        right now. No attempt is recorded and the dial is withdrawn from the number's
+        history (call limits count calls made, not leads looked at). The lead is due
+        again at ``due`` (default: now), ordered as any lead due then; a callback stays
+        a callback (moved to ``due`` if given) for the same agent.
+        """
+        slot = self._slot(lead_id)
+        lead = slot.lead
+        if lead.state is not LeadState.DIALLING:
+            raise HopperError(f"lead {lead_id} is {lead.state}, not being dialled")
+        if at < slot.served_at:
+            raise HopperError(f"lead {lead_id} cannot be released at {at} before it was served")
+        self._advance(at)
+        when = max(self._now, at) if due is None else due
+        if not math.isfinite(when):
+            raise InputError(f"lead {lead_id}.release", f"{due!r} is not a time")
+        self.history.withdraw_dial(lead.number, slot.served_at)
+        if slot.served_callback is not None:
+            lead.callback_at = when if due is not None else slot.served_callback
+        self._move(slot, slot.served_from)
+        reason, detail = (
+            (Reason.CALLBACK, self._callback_text(lead))
+            if lead.callback_at is not None
+            else (Reason.RETRY_DELAY, f"released undialled, due at {utc_time(when)}")
+        )
+        self._schedule(slot, when, reason, detail)
         return lead
 
     def schedule_callback(self, lead_id: str, due: float, agent_id: str | None = None) -> Lead:

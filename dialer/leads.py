@@ -77,8 +77,16 @@ TRANSITIONS: Mapping[LeadState, frozenset[LeadState]] = MappingProxyType(
         LeadState.SCHEDULED: frozenset(
             {LeadState.SCHEDULED, LeadState.DIALLING, LeadState.DNC, LeadState.INVALID, LeadState.DONE}
         ),
+        # DIALLING -> NEW: served, then given back undialled (Hopper.release).
         LeadState.DIALLING: frozenset(
-            {LeadState.SCHEDULED, LeadState.DONE, LeadState.DNC, LeadState.INVALID, LeadState.MAX_ATTEMPTS}
+            {
+                LeadState.NEW,
+                LeadState.SCHEDULED,
+                LeadState.DONE,
+                LeadState.DNC,
+                LeadState.INVALID,
+                LeadState.MAX_ATTEMPTS,
+            }
         ),
         LeadState.DONE: frozenset({LeadState.SCHEDULED, LeadState.DNC}),
         LeadState.MAX_ATTEMPTS: frozenset({LeadState.SCHEDULED, LeadState.DNC}),

@@ -305,3 +305,36 @@ def test_a_selection_asked_for_an_earlier_instant_refuses_without_spinning() -> 
     hopper.load([ny_lead(1)], NOON)  # the hopper's clock is at noon, the window open
     assert hopper.next(ny(2026, 3, 9, 7)) is None  # 07:00 is outside it: refused, set aside
     assert hopper.next(NOON) is hopper.get("L1")
+
+
+def test_release_gives_a_lead_back_undialled() -> None:
+    # A preview the agent skipped: no attempt, no dial against the number's limits,
+    # back to NEW and served again later.
+    hopper = Hopper(campaign(call_limits=(CallLimit(1, DAY_S),)))
+    hopper.load([ny_lead(1), ny_lead(2)], NOON)
+    lead = hopper.next(NOON)
+    assert lead is not None and lead.lead_id == "L1"
+    hopper.release("L1", NOON + 5, due=NOON + 600)
+    assert lead.state is LeadState.NEW and lead.attempts == ()
+    assert hopper.history.dials_within(lead.number, DAY_S, NOON + 5) == 0
+    assert hopper.why("L1", NOON + 10).reason is Reason.RETRY_DELAY
+    served = hopper.next(NOON + 10)
+    assert served is not None and served.lead_id == "L2"
+    assert hopper.next(NOON + 600) is lead  # the call limit does not hold it back
+    hopper.complete("L2", Attempt(NOON + 10, Outcome.BUSY))
+    with pytest.raises(HopperError, match="not being dialled"):
+        hopper.release("L2", NOON + 700)
+
+
+def test_release_keeps_a_callback_for_its_agent() -> None:
+    hopper = Hopper(campaign())
+    hopper.load([ny_lead(1), ny_lead(2)], NOON)
+    hopper.schedule_callback("L1", NOON + 60, agent_id="a7")
+    lead = hopper.next(NOON + 60)
+    assert lead is not None and lead.lead_id == "L1" and lead.callback_at is None
+    # a7 is on a call: try again in 30 s, still a callback for a7, still first in line.
+    hopper.release("L1", NOON + 60, due=NOON + 90)
+    assert lead.callback_at == NOON + 90 and lead.callback_agent == "a7"
+    why = hopper.why("L1", NOON + 61)
+    assert why.reason is Reason.CALLBACK and why.until == NOON + 90
+    assert hopper.next(NOON + 90) is lead

@@ -512,3 +512,67 @@ def test_caller_cut_off_mid_call_keeps_relaxation_and_goes_first() -> None:
     r.handle(CallEnded(90, "younger"))  # weak is free again
     assert connects(r.handle(AgentLoggedOut(100, "strong"))) == [("first", "weak")]
     assert r.queue_stats("q", "total").offered == 3  # the cut-off caller is a new offer
+
+
+# --- personal calls (agent-scheduled callbacks, preview calls) -------------------------
+
+
+def personal_router() -> Router:
+    q = QueueConfig(
+        "q",
+        skills={"s": 0.5},
+        max_wait_s=2,
+        overflow=OverflowRule(OverflowAction.SAFE_HARBOUR),
+        wrap_up_s=0.0,
+    )
+    return make(q, agents={"a": {"s": 1}, "b": {"s": 1}})
+
+
+def test_a_personal_call_goes_to_its_agent_only() -> None:
+    r = personal_router()
+    login(r, 0, "a")  # a has been idle longer than b: the queue would pick a
+    login(r, 5, "b")
+    assert connects(r.handle(CallArrived(10, "c1", "q", agent_id="b"))) == [("c1", "b")]
+    # b busy: the next personal call for b waits, and a (idle) does not take it.
+    r.handle(CallAnswered(10, "c1", "b"))
+    assert connects(r.handle(CallArrived(11, "c2", "q", agent_id="b"))) == []
+    assert r.agent("a").state is AgentState.READY
+    # An ordinary call arriving meanwhile goes to a, and b's personal call goes first
+    # when b is free (before ordinary calls waiting longer).
+    assert connects(r.handle(CallArrived(11.5, "c3", "q"))) == [("c3", "a")]
+    r.handle(CallAnswered(11.5, "c3", "a"))
+    assert connects(r.handle(CallArrived(11.6, "c4", "q", priority=9))) == []
+    assert connects(r.handle(CallEnded(12, "c1"))) == [("c2", "b")]
+
+
+def test_a_personal_call_overflows_after_the_max_wait() -> None:
+    r = personal_router()
+    login(r, 0, "a", "b")
+    r.handle(CallArrived(1, "c1", "q", agent_id="b"))
+    r.handle(CallAnswered(1, "c1", "b"))
+    r.handle(CallArrived(2, "c2", "q", agent_id="b"))
+    assert r.on_timer(4) == [Overflow("c2", "q", OverflowAction.SAFE_HARBOUR, "max_wait")]
+    assert r.call("c2") is None
+    assert connects(r.handle(CallEnded(5, "c1"))) == []  # nothing left for b
+
+
+def test_a_personal_call_becomes_ordinary_when_its_agent_leaves() -> None:
+    r = personal_router()
+    login(r, 0, "a", "b")
+    r.handle(AgentPaused(0, "a", "lunch"))
+    r.handle(CallArrived(1, "c1", "q", agent_id="a"))
+    assert connects(r.handle(AgentLoggedOut(1.5, "a"))) == [("c1", "b")]
+    # Unknown or logged-out agents: an ordinary call from the start.
+    r.handle(CallAnswered(1.5, "c1", "b"))
+    r.handle(AgentLoggedIn(2, "a"))
+    assert connects(r.handle(CallArrived(3, "c2", "q", agent_id="nobody"))) == [("c2", "a")]
+
+
+def test_a_personal_caller_hanging_up_leaves_no_trace() -> None:
+    r = personal_router()
+    login(r, 0, "a")
+    r.handle(AgentPaused(0, "a", "brb"))
+    r.handle(CallArrived(1, "c1", "q", agent_id="a"))
+    r.handle(CallerAbandoned(1.5, "c1"))
+    assert connects(r.handle(AgentReady(2, "a"))) == []
+    assert r.agent("a").state is AgentState.READY
