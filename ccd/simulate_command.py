@@ -12,8 +12,8 @@ from typing import Any
 
 from acd.errors import InputError
 from sim.replicate import run_replications
-from sim.results import QUEUE_KEYS
-from sim.scenario import load_scenario
+from sim.results import CAMPAIGN_KEYS, QUEUE_KEYS
+from sim.scenario import load_scenario, with_pacing
 
 
 def add_parser(sub: Any) -> None:
@@ -29,6 +29,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--report", metavar="DIR", help="write an HTML report with plots and a CSV here")
+    p.add_argument(
+        "--pacing",
+        metavar="NAME",
+        help="pace every campaign with this policy (progressive, ratio, predictive, ...); a campaign "
+        "keeps its pacing_settings only if it already used that policy",
+    )
     p.set_defaults(run=run)
 
 
@@ -61,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         raise InputError("--seed", f"{args.seed} must be >= 0")
     scenario = load_scenario(args.scenario)
+    if args.pacing is not None:
+        scenario = with_pacing(scenario, args.pacing)
     started = time.monotonic()
     result = run_replications(
         scenario,
@@ -102,10 +110,20 @@ def _fmt(figures: dict[str, Any], key: str) -> str:
     ci = figures.get(f"{key}_ci95", 0.0)
     if math.isnan(v):
         return "-"
-    pct = key in ("service_level", "p_abandon", "p_wait", "occupancy")
+    pct = key in ("service_level", "p_abandon", "p_wait", "occupancy", "abandon_rate", "agent_utilization")
     if pct:
         text, ci_text = f"{v * 100:.1f}%", f"{ci * 100:.1f}"
-    elif key in ("offered", "answered", "abandoned", "overflowed", "unresolved"):
+    elif key in (
+        "offered",
+        "answered",
+        "abandoned",
+        "overflowed",
+        "unresolved",
+        "dials",
+        "humans",
+        "connects",
+        "abandons",
+    ):
         text, ci_text = f"{v:,.0f}", f"{ci:,.0f}"
     else:
         text, ci_text = f"{v:.2f}", f"{ci:.2f}"
@@ -128,14 +146,24 @@ def render(result: dict[str, Any], duration_s: float) -> str:
     lines = [
         f"{result['replications']} replication(s) of {duration_s / 3600:g} h, seed {result['seed']}, "
         f"{result['events']:,} events in {result['wall_s']:.1f} s",
-        "",
-        f"{'queue':<14}" + "".join(f"{k:>16}" for k in keys),
     ]
-    for name, q in result["queues"].items():
-        lines.append(f"{name:<14}" + "".join(f"{_fmt(q, k):>16}" for k in keys))
+    if result["queues"]:
+        lines += ["", f"{'queue':<14}" + "".join(f"{k:>16}" for k in keys)]
+        for name, q in result["queues"].items():
+            lines.append(f"{name:<14}" + "".join(f"{_fmt(q, k):>16}" for k in keys))
+    campaigns = result.get("campaigns", {})
+    if campaigns:
+        widths = [max(len(k), 10) + 2 for k in CAMPAIGN_KEYS]
+        head = "".join(f"{k:>{w}}" for k, w in zip(CAMPAIGN_KEYS, widths, strict=True))
+        lines += ["", f"{'campaign':<14}{'pacing':>18}{head}"]
+        for name, c in campaigns.items():
+            cells = "".join(f"{_fmt(c, k):>{w}}" for k, w in zip(CAMPAIGN_KEYS, widths, strict=True))
+            lines.append(f"{name:<14}{c['pacing']:>18}{cells}")
     lines += ["", f"{'agent group':<16}{'occupancy':>16}"]
     for name, g in result["groups"].items():
         lines.append(f"{name:<16}{_fmt(g, 'occupancy'):>16}")
+    if not result["queues"]:
+        return "\n".join(lines) + "\n"
     lines += ["", "per interval (service level / abandoned / mean queue length):"]
     for slot in result["intervals"]:
         parts = [

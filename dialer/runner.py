@@ -177,8 +177,12 @@ class CampaignRunner:
 
     # --- pacing ------------------------------------------------------------------
 
-    def view(self, at: float, agents: AgentPicture) -> PacingView:
-        """The frozen picture the policy decides from (also what the API shows)."""
+    def view(self, at: float, agents: AgentPicture, *, competing_rate_per_s: float = 0.0) -> PacingView:
+        """The frozen picture the policy decides from (also what the API shows).
+
+        ``competing_rate_per_s``: blending, the driver's estimate of how fast other work
+        (inbound calls) takes this campaign's agents as they come free; 0 for a team that
+        only dials."""
         self._roll_day(at)
         minute_dials, minute_drops = self._minute(at)
         humans_w, abandons_w = self.ledger.counts(at)
@@ -202,11 +206,12 @@ class CampaignRunner:
             abandons_window=round(abandons_w),
             abandon_target=self.campaign.abandon_target,
             max_dial_level=self.campaign.max_dial_level,
+            competing_rate_per_s=competing_rate_per_s,
         )
 
-    def pace(self, at: float, agents: AgentPicture) -> list[Dial]:
+    def pace(self, at: float, agents: AgentPicture, *, competing_rate_per_s: float = 0.0) -> list[Dial]:
         """Ask the policy how many calls to launch and serve that many leads."""
-        wanted = self.policy.dials_now(self.view(at, agents))
+        wanted = self.policy.dials_now(self.view(at, agents, competing_rate_per_s=competing_rate_per_s))
         dials: list[Dial] = []
         for _ in range(wanted):
             lead = self.hopper.next(at)
@@ -383,8 +388,10 @@ class CampaignRunner:
         self.hopper.complete(call.lead_id, Attempt(call.launched_at, outcome, agent_id, detail, ended))
 
     def _roll_day(self, at: float) -> None:
+        # Forward only: a human answered before midnight and settled after it counts
+        # today; rolling back to yesterday would wipe today's counts (twice).
         day = math.floor(at / DAY_S)
-        if day != self._day:
+        if day > self._day:
             self._today = [0, 0, 0]
             self._day = day
 
@@ -395,8 +402,12 @@ class CampaignRunner:
         while recent and recent[0][0] <= edge:
             _, old = recent.popleft()
             self._abandoned_recent.pop(old, None)
-        drops = sum(1 for launched in self._abandoned_recent.values() if launched > edge)
-        return len(recent), drops
+        # An abandon settled after its dial left the minute (a long ring, a late connect)
+        # was never in the deque's reach: drop it here, or the dict grows all day.
+        stale = [old for old, launched in self._abandoned_recent.items() if launched <= edge]
+        for old in stale:
+            del self._abandoned_recent[old]
+        return len(recent), len(self._abandoned_recent)
 
 
 def _mean(values: deque[float]) -> float:

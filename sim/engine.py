@@ -18,6 +18,11 @@ answers after ``answer_delay``; with ``no_answer_probability`` they do not, the 
 reports ring-no-answer after ``RNA_AFTER_S`` and the agent (paused ``rna`` by the
 ACD) makes themselves ready again after ``rna_recovery``. Shifts log agents in; breaks
 and shift ends pause them (a pause asked mid-call waits for the call, as in life).
+
+Outbound campaigns (:mod:`sim.outbound`) share the heap (one event kind, ``OUTBOUND``)
+and the router; the engine hands them the router's commands for their calls. Their
+random streams are spawned after the inbound ones, so adding a campaign to a scenario
+leaves the inbound workload's draws as they were.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from acd.events import (
     OverflowAction,
 )
 from acd.router import Router
-from sim.scenario import Scenario
+from sim.outbound import OUTBOUND, CampaignLog, OutboundSim
+from sim.scenario import Scenario, agent_queues
 from sim.workload import Fixed, Sampler, Uniform, poisson_arrivals
 
 RNA_AFTER_S = 15.0  # how long the simulated PBX rings an agent who will not answer
@@ -84,6 +90,7 @@ class RunLog:
     group_busy: np.ndarray
     end_s: float
     events: int
+    campaigns: tuple[CampaignLog, ...] = ()
 
 
 class Simulation:
@@ -98,7 +105,7 @@ class Simulation:
             return np.random.default_rng(next(streams))
 
         self.router = Router(
-            [q.config for q in scenario.queues],
+            [q.config for q in scenario.queues] + OutboundSim.queue_configs(scenario),
             call_selection=scenario.call_selection,
             observers=[self._on_record] if self._needs_records() else [],
         )
@@ -119,7 +126,9 @@ class Simulation:
                 agent_id = f"{g.group}-{k + 1}"
                 self.agent_group[agent_id] = gi
                 self.router.register_agent(
-                    AgentProfile(agent_id, group=g.group, skills=g.skills, queues=g.queues)
+                    AgentProfile(
+                        agent_id, group=g.group, skills=g.skills, queues=agent_queues(g, scenario.campaigns)
+                    )
                 )
         self._handle_scale = [q.handle_scale for q in scenario.queues]
         self._patience_scale = [q.patience_scale for q in scenario.queues]
@@ -144,6 +153,16 @@ class Simulation:
         self._ringing: dict[str, str] = {}  # call -> agent whose phone rings
         self._progress: Callable[[float], None] | None = None
         self.events = 0
+        self.outbound: OutboundSim | None = None
+        if scenario.campaigns:
+            self.outbound = OutboundSim(
+                scenario,
+                self.router,
+                ss.spawn(len(scenario.campaigns)),  # after the inbound streams: those stay as they were
+                push=self._push,
+                apply=self._apply,
+                agent_group=self.agent_group,
+            )
 
     def _needs_records(self) -> bool:
         return any(
@@ -183,6 +202,8 @@ class Simulation:
         points |= {sc.warmup_s, sc.duration_s}
         for point in sorted(points):
             self._push(point, SAMPLE)
+        if self.outbound is not None:
+            self.outbound.start()
         stop = sc.duration_s + drain_s
         self._progress = progress
         self._loop(stop)
@@ -205,6 +226,7 @@ class Simulation:
         call_entry, offer_token = self.call_entry, self.offer_token
         patience = self.patience
         push = self._push
+        outbound = self.outbound
         events = 0
         n_calls = 0
         while heap:
@@ -249,8 +271,11 @@ class Simulation:
                     agent_id = self._ringing[call_id]
                     self._answer(call_id, agent_id, t)
             elif kind == END:
-                e_ended[call_entry[a]] = t
+                entry = call_entry[a]
+                e_ended[entry] = t
                 apply(handle(CallEnded(t, a)), t)
+                if outbound is not None:  # the agent may be free for a campaign
+                    outbound.inbound_ended(t, e_queue[entry])
             elif kind == PATIENCE:
                 waiting = call_entry.get(a)
                 if waiting is not None and e_outcome[waiting] == PENDING and math.isnan(e_answered[waiting]):
@@ -273,6 +298,9 @@ class Simulation:
                     apply(handle(AgentReady(t, a)), t)
             elif kind == SHIFT:
                 self._shift(a, b, t)
+            elif kind == OUTBOUND:
+                assert outbound is not None
+                outbound.handle(t, a, b)
             else:  # SAMPLE
                 self._sample(t)
                 if self._progress is not None:
@@ -287,7 +315,11 @@ class Simulation:
         for cmd in cmds:
             if type(cmd) is ConnectToAgent:
                 call_id, agent_id = cmd.call_id, cmd.agent_id
-                entry = self.call_entry[call_id]
+                entry = self.call_entry.get(call_id)
+                if entry is None:  # an outbound call (only they are not in call_entry)
+                    assert self.outbound is not None
+                    self.outbound.connect(cmd, t)
+                    continue
                 if math.isnan(self.e_offered[entry]):
                     self.e_offered[entry] = t
                 token = self.offer_token[call_id] = self.offer_token[call_id] + 1
@@ -306,7 +338,11 @@ class Simulation:
                 self.offer_token[cmd.call_id] += 1
                 self._ringing.pop(cmd.call_id, None)
             elif type(cmd) is Overflow:
-                entry = self.call_entry[cmd.call_id]
+                entry = self.call_entry.get(cmd.call_id)
+                if entry is None:  # an outbound human nobody took in 2 s: safe harbour
+                    assert self.outbound is not None
+                    self.outbound.overflowed(cmd, t)
+                    continue
                 if self.e_outcome[entry] == PENDING:
                     self.e_outcome[entry] = OVERFLOWED
                     self.e_left[entry] = t
@@ -401,4 +437,5 @@ class Simulation:
             group_busy=np.asarray([s[2] for s in samples]),
             end_s=end,
             events=self.events,
+            campaigns=() if self.outbound is None else self.outbound.finish(),
         )

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
 
-from sim.results import QUEUE_KEYS
+from sim.results import CAMPAIGN_KEYS, QUEUE_KEYS
 from sim.scenario import Scenario
 
 
@@ -136,6 +136,10 @@ def _html(result: dict[str, Any], scenario: Scenario) -> str:
     ]
     missed = _missed_goals(result, sl_goals, abandon_goals, occupancy_goals)
     targets_text = ", ".join(f"{html.escape(n)}: {t:g} s" for n, t in targets.items())
+    campaigns = result.get("campaigns") or {}
+    campaign_section = (
+        f"<h2>Campaigns</h2>\n{_table(campaigns, ('pacing', *CAMPAIGN_KEYS))}" if campaigns else ""
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ccd simulation: {html.escape(scenario.source)}</title>
 <style>
@@ -149,6 +153,7 @@ seed {result.get("seed")}, {scenario.total_agents} agents. Service targets: {tar
 Figures are means over replications; ± is the 95 % confidence half-width.</p>
 <h2>Queues</h2>
 {_table(result["queues"], QUEUE_KEYS)}
+{campaign_section}
 <h2>Agent groups</h2>
 {_table(result["groups"], ("occupancy",))}
 <h2>Goals</h2>

@@ -9,6 +9,17 @@ offered calls that were not put through to an agent the moment they arrived),
 in; calls arriving in the warm-up are left out. A call that overflows into another
 queue is counted in both queues, as it was offered to both.
 
+Per campaign (sim.outbound): ``dials``, ``humans`` (human answers as the ledger counts
+them: ``connects`` + ``abandons``), ``connects``, ``abandons``, ``abandon_rate``
+(abandons ÷ humans), ``agent_utilization`` (talk time on the campaign's calls ÷
+available agent-time — ready or busy, breaks and off-shift left out — of the groups able
+to take its calls, over the measured period, the same denominator as occupancy),
+``dials_per_agent_hour`` (dials ÷ those agent-hours), ``machines`` (AMD hang-ups),
+``amd_false_positives``, ``unresolved`` (dials still in progress when the run
+stopped), ``leads_open`` and ``outcomes`` (completed dials by outcome). Counts are of
+what happened after the warm-up (dials launched, human answers settled) up to the end
+of the run; nothing is dialled after the duration. ``pacing`` names the policy.
+
 Across replications every figure is the mean, and ``<key>_ci95`` is the half-width of
 its 95 % confidence interval (Student t over the replications).
 """
@@ -22,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 from sim.engine import ABANDONED, ANSWERED, OVERFLOWED, PENDING, RunLog
+from sim.outbound import CampaignLog
 from sim.scenario import Scenario
 
 QUEUE_KEYS = (
@@ -36,6 +48,16 @@ QUEUE_KEYS = (
     "p_wait",
     "mean_wait_s",
     "mean_queue_length",
+)
+
+CAMPAIGN_KEYS = (
+    "dials",
+    "humans",
+    "connects",
+    "abandons",
+    "abandon_rate",
+    "agent_utilization",
+    "dials_per_agent_hour",
 )
 
 
@@ -79,6 +101,30 @@ def _occupancy(log: RunLog, gi: int, start: float, end: float) -> float:
     return float((busy[1] - busy[0]) / d_avail) if d_avail > 0 else math.nan
 
 
+def _available_s(log: RunLog, gi: int, start: float, end: float) -> float:
+    avail = np.interp([start, end], log.sample_times, log.group_available[:, gi])
+    return float(avail[1] - avail[0])
+
+
+def _campaign_figures(log: RunLog, c: CampaignLog, start: float, end: float) -> dict[str, Any]:
+    agent_s = sum(_available_s(log, gi, start, end) for gi in c.groups)
+    return {
+        "pacing": c.pacing,
+        "dials": float(c.dials),
+        "humans": float(c.humans),
+        "connects": float(c.connects),
+        "abandons": float(c.abandons),
+        "abandon_rate": c.abandons / c.humans if c.humans else math.nan,
+        "agent_utilization": c.talk_s / agent_s if agent_s > 0 else math.nan,
+        "dials_per_agent_hour": c.dials / (agent_s / 3600.0) if agent_s > 0 else math.nan,
+        "machines": float(c.machines),
+        "amd_false_positives": float(c.amd_false_positives),
+        "unresolved": float(c.in_progress),
+        "leads_open": float(c.leads_open),
+        "outcomes": {name: float(n) for name, n in c.outcomes.items()},
+    }
+
+
 def summarise(log: RunLog, scenario: Scenario) -> dict[str, Any]:
     """Figures of one replication: whole run (after warm-up) and per interval."""
     start, end = scenario.warmup_s, scenario.duration_s
@@ -109,7 +155,14 @@ def summarise(log: RunLog, scenario: Scenario) -> dict[str, Any]:
                 },
             }
         )
-    return {"queues": queues, "groups": groups, "intervals": intervals, "calls": int(measured.sum())}
+    campaigns = {c.name: _campaign_figures(log, c, start, end) for c in log.campaigns}
+    return {
+        "queues": queues,
+        "groups": groups,
+        "campaigns": campaigns,
+        "intervals": intervals,
+        "calls": int(measured.sum()),
+    }
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:

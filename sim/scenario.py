@@ -23,24 +23,63 @@ Minimal example::
 
 A queue requires by default the skill named like the queue (any proficiency);
 ``skills = { … }`` overrides that. Agent groups may have shifts with breaks.
+
+Outbound campaigns (``[[campaigns]]``, simulated by :mod:`sim.outbound`)::
+
+    [[campaigns]]
+    name = "renewals"
+    queue = "sales"            # its agents: those of [[queues]] "sales", else skill "sales"
+    leads = 5000
+    pacing = "predictive"      # a registered pacing policy (default "progressive")
+    pacing_settings = { }      # handed to the policy, checked by it
+    abandon_target = 0.03
+    answer = { human = 0.30, machine = 0.20, busy = 0.08, no_answer = 0.37, invalid = 0.05 }
+    ring_time = { dist = "lognormal", mean = "8s", cv = 0.5 }   # launch to answer (default)
+    talk = { dist = "lognormal", mean = "150s", cv = 0.7 }
+    wrap = { dist = "fixed", mean = "10s" }                      # default: none
+    amd = true                 # default false: machines reach agents and talk machine_talk
+    amd_accuracy = 0.95        # P(AMD classifies a call right), default 1
+    ring_timeout = "25s"       # no-answer calls end here (at least 15 s)
+
+``answer`` probabilities (``congestion`` optional) must sum to 1. An answered call
+whose sampled ring time reaches ``ring_timeout`` ends as no answer at the timeout.
+Busy, invalid and congestion end after ``fail_time`` (default fixed 3 s); a machine
+AMD lets through talks ``machine_talk`` (default fixed 5 s). ``max_attempts``,
+``retry``, ``hours`` and ``max_dial_level`` mean what they mean for a live campaign
+(:func:`dialer.campaign.parse_campaign`), except that simulated campaigns call all day
+unless ``hours`` says otherwise. ``[simulation] start`` (ISO date-time, default
+2026-01-05T09:00:00Z, a Monday) anchors the virtual clock to a calendar for them, and
+``pace_every`` (default 1 s; per campaign too) is their pacing tick. A scenario with
+campaigns may have no ``[[queues]]`` at all.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from acd.agents import AgentProfile
 from acd.durations import parse_duration
 from acd.errors import InputError
 from acd.forecast import parse_forecast
 from acd.policies import CALL_SELECTIONS
 from acd.queues import QueueConfig
 from acd.settings import TableReader, queue_config
+from dialer.campaign import MIN_RING_S, Campaign, parse_campaign
+from dialer.pacing import PACINGS, get_pacing
+from dialer.runner import acd_queue_config
 from sim.workload import Distribution, Empirical, Exponential, Fixed, Gamma, LogNormal, Never
+
+DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning: calling windows are about weekdays
+CALLER_ID = "+12025550100"  # simulated campaigns need one; nobody is really called
+ANSWER_KINDS = ("human", "machine", "busy", "no_answer", "invalid", "congestion")
+MAX_LEADS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +126,65 @@ class QueueModel:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerModel:
+    """How a dial ends, as probabilities summing to 1 (a human is a real person)."""
+
+    human: float
+    machine: float
+    busy: float
+    no_answer: float
+    invalid: float
+    congestion: float = 0.0
+
+    def cumulative(self) -> tuple[float, ...]:
+        """Upper edges, in ANSWER_KINDS order, for one uniform draw per dial."""
+        edges, total = [], 0.0
+        for kind in ANSWER_KINDS:
+            total += getattr(self, kind)
+            edges.append(total)
+        edges[-1] = math.inf  # rounding never leaves a draw without an outcome
+        return tuple(edges)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignModel:
+    """One simulated outbound campaign: its settings, its list and its callees.
+
+    The :class:`dialer.campaign.Campaign` is rebuilt by :meth:`campaign` in each
+    replication (it holds mapping proxies, which do not cross to worker processes);
+    ``settings`` is the table it is parsed from, already checked once.
+    """
+
+    name: str
+    queue: str  # the scenario queue, or the skill, whose agents take the calls
+    skills: Mapping[str, float]  # of the ACD queue outbound:<name>
+    groups: tuple[str, ...]
+    leads: int
+    pacing: str
+    pacing_settings: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    answer: AnswerModel
+    ring_time: Distribution
+    talk: Distribution
+    wrap: Distribution
+    machine_talk: Distribution
+    fail_time: Distribution
+    amd: bool
+    amd_accuracy: float
+    ring_timeout_s: float
+    pace_every_s: float
+    where: str = "campaigns"
+
+    @property
+    def acd_queue(self) -> str:
+        return f"outbound:{self.name}"
+
+    def campaign(self) -> Campaign:
+        table = {**self.settings, "dial_mode": self.pacing, "pacing": dict(self.pacing_settings)}
+        return parse_campaign(table, self.where, known_modes=(self.pacing,))
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     source: str
     duration_s: float
@@ -97,10 +195,27 @@ class Scenario:
     agents: tuple[AgentGroup, ...]
     queues: tuple[QueueModel, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    campaigns: tuple[CampaignModel, ...] = ()
+    start_epoch: float = 1767603600.0  # DEFAULT_START in POSIX seconds
+    pace_every_s: float = 1.0
 
     @property
     def total_agents(self) -> int:
         return sum(g.count for g in self.agents)
+
+
+def with_pacing(scenario: Scenario, name: str, *, where: str = "--pacing") -> Scenario:
+    """Every campaign paced by policy ``name`` instead of its own.
+
+    A campaign keeps its ``pacing_settings`` if it already used that policy; otherwise
+    the policy runs with its defaults (another policy's settings mean nothing to it).
+    """
+    campaigns = []
+    for c in scenario.campaigns:
+        settings = c.pacing_settings if c.pacing == name else {}
+        get_pacing(name, settings, where=where)
+        campaigns.append(replace(c, pacing=name, pacing_settings=settings))
+    return replace(scenario, campaigns=tuple(campaigns))
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -208,8 +323,6 @@ def parse_scenario(data: Mapping[str, Any], *, source: str, base: Path) -> Scena
 
 def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
     top = TableReader(data, "")
-    if top.has("campaigns"):
-        raise InputError("campaigns", "outbound campaigns are not simulated yet (issue 6)")
     sim = top.table("simulation")
     assert sim is not None
     duration = _positive(sim, "duration")
@@ -225,17 +338,30 @@ def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
         raise InputError(
             sim.at("call_selection"), f"{selection!r} is not one of {', '.join(CALL_SELECTIONS)}"
         )
+    start = _start(sim)
+    pace_every = sim.duration("pace_every", "1s")
+    if not pace_every > 0:
+        raise InputError(sim.at("pace_every"), "must be longer than 0")
     sim.done()
 
     queues = [_queue(q, base, duration) for q in top.tables("queues")]
-    if not queues:
-        raise InputError("queues", "a scenario needs at least one [[queues]]")
+    campaign_tables = top.tables("campaigns")
+    if not queues and not campaign_tables:
+        raise InputError("queues", "a scenario needs at least one [[queues]] or [[campaigns]]")
     names = [q.config.name for q in queues]
     if len(set(names)) != len(names):
         raise InputError("queues", "two queues have the same name")
     agents = [_agents(a, duration, base, names) for a in top.tables("agents")]
     if not agents:
         raise InputError("agents", "a scenario needs at least one [[agents]] group")
+    campaigns = [_campaign(c, base, queues, agents, pace_every) for c in campaign_tables]
+    seen: set[str] = set()
+    for c, table in zip(campaigns, campaign_tables, strict=True):
+        if c.name in seen:
+            raise InputError(table.at("name"), f"two campaigns are named {c.name!r}")
+        if c.acd_queue in names:
+            raise InputError(table.at("name"), f"its ACD queue {c.acd_queue!r} is a [[queues]] name")
+        seen.add(c.name)
     top.done()
     return Scenario(
         source=source,
@@ -246,7 +372,150 @@ def _parse(data: Mapping[str, Any], source: str, base: Path) -> Scenario:
         call_selection=selection,
         agents=tuple(agents),
         queues=tuple(queues),
+        campaigns=tuple(campaigns),
+        start_epoch=start,
+        pace_every_s=pace_every,
     )
+
+
+def _start(sim: TableReader) -> float:
+    """``[simulation] start`` in POSIX seconds: TOML date-time, date or ISO string (UTC if
+    no offset is given)."""
+    value = sim.raw("start", DEFAULT_START)
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(sim.at("start"), f"{value!r} is not an ISO date-time") from None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise InputError(sim.at("start"), f"{value!r} is not a date-time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+# Keys of a [[campaigns]] table handed as they are to dialer.campaign.parse_campaign.
+_CAMPAIGN_PASSED = ("name", "queue", "max_attempts", "retry", "hours", "abandon_target", "max_dial_level")
+
+
+def _campaign(
+    c: TableReader, base: Path, queues: list[QueueModel], agents: list[AgentGroup], pace_every: float
+) -> CampaignModel:
+    settings: dict[str, Any] = {"caller_id": CALLER_ID, "hours": {"default": "00:00-24:00"}}
+    for key in _CAMPAIGN_PASSED:
+        if c.has(key):
+            settings[key] = c.raw(key)
+    name = c.text("name")
+    queue = c.text("queue")
+    leads = c.integer("leads", minimum=1)
+    if leads > MAX_LEADS:
+        raise InputError(c.at("leads"), f"{leads} is more than the {MAX_LEADS:,} a replication loads")
+    target = c.number("abandon_target", 0.03, maximum=1.0)
+    if not 0.0 < target < 1.0:
+        raise InputError(c.at("abandon_target"), f"{target:g} must be a share strictly between 0 and 1")
+    pacing = c.text("pacing", "progressive")
+    pacing_table = c.raw("pacing_settings", {})
+    if not isinstance(pacing_table, Mapping):
+        raise InputError(c.at("pacing_settings"), "must be a table")
+    pacing_settings = dict(pacing_table)
+    try:
+        get_pacing(pacing, pacing_settings, where=c.at("pacing_settings"))
+    except InputError as exc:
+        if pacing not in PACINGS:  # get_pacing has loaded the built-in policies by now
+            raise InputError(c.at("pacing"), exc.problem) from None
+        raise
+    amd = c.raw("amd", False)
+    if not isinstance(amd, bool):
+        raise InputError(c.at("amd"), f"{amd!r} is not true or false")
+    settings["amd"] = amd
+    ring_timeout = c.duration("ring_timeout", "25s")
+    if ring_timeout < MIN_RING_S:
+        raise InputError(
+            c.at("ring_timeout"), f"{ring_timeout:g} s: unanswered calls must ring at least {MIN_RING_S:g} s"
+        )
+    answer = _answer(c)
+    every = c.duration("pace_every", pace_every)
+    if not every > 0:
+        raise InputError(c.at("pace_every"), "must be longer than 0")
+
+    def dist(key: str, default: Mapping[str, Any] | None) -> Distribution:
+        table = c.table(key, default)
+        return _distribution(table, c.at(key), base=base)
+
+    model = CampaignModel(
+        name=name,
+        queue=queue,
+        skills={},
+        groups=(),
+        leads=leads,
+        pacing=pacing,
+        pacing_settings=pacing_settings,
+        settings=settings,
+        answer=answer,
+        ring_time=dist("ring_time", {"dist": "lognormal", "mean": "8s", "cv": 0.5}),
+        talk=dist("talk", None),
+        wrap=dist("wrap", {"dist": "fixed", "mean": 0}),
+        machine_talk=dist("machine_talk", {"dist": "fixed", "mean": "5s"}),
+        fail_time=dist("fail_time", {"dist": "fixed", "mean": "3s"}),
+        amd=amd,
+        amd_accuracy=c.number("amd_accuracy", 1.0, maximum=1.0),
+        ring_timeout_s=ring_timeout,
+        pace_every_s=every,
+        where=c.where,
+    )
+    c.done()
+    model.campaign()  # the rest of the settings, checked the way a live campaign's are
+    inbound = next((q for q in queues if q.config.name == queue), None)
+    skills = dict(inbound.config.skills) if inbound is not None else {queue: 0.0}
+    groups = inbound.config.groups if inbound is not None else ()
+    model = replace(model, skills=skills, groups=groups)
+    if not any(serves(model, g, (model,)) for g in agents):
+        needs = f"queue {queue!r}'s agents" if inbound is not None else f"skill {queue!r}"
+        raise InputError(c.at("queue"), f"no [[agents]] group can take its calls ({needs})")
+    return model
+
+
+def _answer(c: TableReader) -> AnswerModel:
+    table = c.table("answer")
+    assert table is not None
+    probs = {
+        kind: table.number(kind, 0.0 if kind == "congestion" else ..., maximum=1.0) for kind in ANSWER_KINDS
+    }
+    table.done()
+    total = sum(probs.values())
+    if abs(total - 1.0) > 1e-6:
+        raise InputError(c.at("answer"), f"the probabilities sum to {total:g}, not 1")
+    return AnswerModel(**probs)
+
+
+def agent_queues(
+    group: AgentGroup, campaigns: tuple[CampaignModel, ...] | list[CampaignModel]
+) -> tuple[str, ...]:
+    """A group's queue allow-list as the router sees it: a group limited to some queues
+    also takes the campaigns that name one of them (empty stays empty: any queue)."""
+    if not group.queues:
+        return ()
+    return group.queues + tuple(c.acd_queue for c in campaigns if c.queue in group.queues)
+
+
+def acd_queue(model: CampaignModel, campaign: Campaign | None = None) -> QueueConfig:
+    """The ACD queue of the campaign's answered humans (wrap-up ended by the simulator)."""
+    return acd_queue_config(
+        model.campaign() if campaign is None else campaign,
+        skills=model.skills,
+        groups=model.groups,
+        wrap_up_s=None,
+    )
+
+
+def serves(model: CampaignModel, group: AgentGroup, campaigns: tuple[CampaignModel, ...]) -> bool:
+    """Can the group's agents take the campaign's calls? (The router's own rule.)"""
+    profile = AgentProfile(
+        "probe", group=group.group, skills=group.skills, queues=agent_queues(group, campaigns)
+    )
+    return acd_queue(model).qualifying_level(profile) is not None
 
 
 def _queue(q: TableReader, base: Path, duration: float) -> QueueModel:

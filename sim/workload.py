@@ -134,6 +134,15 @@ class Uniform:
         self._i += 1
         return v < p
 
+    def next(self) -> float:
+        """A uniform number in [0, 1) (for a choice among several outcomes)."""
+        if self._i >= len(self._buf):
+            self._buf = self._rng.random(4096).tolist()
+            self._i = 0
+        v = self._buf[self._i]
+        self._i += 1
+        return v
+
 
 def poisson_arrivals(
     rng: np.random.Generator, rates_per_s: FloatArray, interval_s: float, start: float = 0.0
