@@ -472,12 +472,12 @@ class Router:
             counts[a.state] += 1
         return counts
 
-    def member_states(self, queue: str) -> list[tuple[AgentState, float, float]]:
-        """(state, state_since, talking_since) of every logged-in agent able to serve
-        ``queue``, in registration order: the outbound dialer's picture of its agents,
-        without building a snapshot object per agent on every pacing decision."""
+    def member_states(self, queue: str) -> list[tuple[str, AgentState, float, float]]:
+        """(agent id, state, state_since, talking_since) of every logged-in agent able
+        to serve ``queue``, in registration order: the outbound dialer's picture of its
+        agents, without building a snapshot object per agent on every pacing decision."""
         members = sorted(self._queue(queue).members, key=lambda a: a.seq)
-        return [(a.state, a.state_since, a.talking_since) for a in members]
+        return [(a.profile.agent_id, a.state, a.state_since, a.talking_since) for a in members]
 
     def relaxation_level(self, call_id: str) -> int | None:
         call = self._calls.get(call_id)

@@ -280,6 +280,11 @@ class Hopper:
             self._schedule(slot, due, Reason.RETRY_DELAY, text)
         return lead
 
+    def served_callback(self, lead_id: str) -> float | None:
+        """When the callback a lead being dialled honours fell due (None: not a callback)."""
+        slot = self._slot(lead_id)
+        return slot.served_callback if slot.lead.state is LeadState.DIALLING else None
+
     def release(self, lead_id: str, at: float, *, due: float | None = None) -> Lead:
         """Give back a lead :meth:`next` served that was not dialled after all.
 

@@ -42,7 +42,7 @@ from acd.router import Router
 from dialer.campaign import CONNECT_TOLERANCE_S, DAY_S, MINUTE_S, Campaign
 from dialer.compliance import AbandonLedger
 from dialer.hopper import Hopper
-from dialer.leads import Attempt, Outcome
+from dialer.leads import Attempt, Lead, Outcome
 from dialer.pacing import (
     BusyAgent,
     HumanOutcome,
@@ -83,15 +83,35 @@ class Dial:
     caller_id: str
     ring_timeout_s: float
     data: Mapping[str, str] = field(default_factory=dict)
+    agent_id: str | None = None
+    """A personal call (an agent-scheduled callback, a preview): the driver holds this
+    agent for it (the ACD event :data:`HOLD_REASON` pause) from now until the call is
+    answered or fails, so the agent is free when the callee says hello; the answered
+    human is offered to this agent only (``CallArrived.agent_id``)."""
+
+
+HOLD_REASON = "outbound-hold"
+"""The pause reason that holds an agent for their personal call while it rings."""
+
+CALLBACK_RETRY_S = 30.0
+"""A callback whose agent is busy is looked at again this much later..."""
+CALLBACK_GRACE_S = 15 * 60.0
+"""...for this long after it fell due; then anyone in the campaign takes it."""
 
 
 @dataclass(frozen=True, slots=True)
 class AgentPicture:
-    """The campaign's agents as the ACD has them at the moment of pacing."""
+    """The campaign's agents as the ACD has them at the moment of pacing.
+
+    ``ready_ids`` and ``logged_in_ids`` (optional) let callbacks go to the agent who
+    booked them; without them every callback is an ordinary call.
+    """
 
     logged_in: int
     ready: int
     busy: tuple[BusyAgent, ...] = ()
+    ready_ids: frozenset[str] = frozenset()
+    logged_in_ids: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -103,6 +123,7 @@ class _Call:
     answered_at: float = math.nan
     connected_at: float = math.nan
     agent_id: str | None = None
+    personal: str | None = None  # the agent this call is for (callback, preview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +175,7 @@ class CampaignRunner:
             )
         self.ring_timeout_s = ring
         self._calls: dict[str, _Call] = {}
+        self._previewing: set[str] = set()
         self._ringing = 0
         self._waiting = 0
         self._seq = 0
@@ -186,7 +208,13 @@ class CampaignRunner:
         self._roll_day(at)
         minute_dials, minute_drops = self._minute(at)
         humans_w, abandons_w = self.ledger.counts(at)
-        ringing = tuple(at - c.launched_at for c in self._calls.values() if c.state is DialState.RINGING)
+        # Personal calls (callbacks, previews) have their agent held for them: they
+        # do not need an agent from the pool, so pacing does not count them.
+        ringing = tuple(
+            at - c.launched_at
+            for c in self._calls.values()
+            if c.state is DialState.RINGING and c.personal is None
+        )
         return PacingView(
             at=at,
             campaign=self.campaign.name,
@@ -210,32 +238,78 @@ class CampaignRunner:
         )
 
     def pace(self, at: float, agents: AgentPicture, *, competing_rate_per_s: float = 0.0) -> list[Dial]:
-        """Ask the policy how many calls to launch and serve that many leads."""
+        """Ask the policy how many calls to launch and serve that many leads.
+
+        A callback booked by an agent goes to that agent when they are ready (a
+        personal call: see :class:`Dial`); while they are busy it waits, looked at
+        again every :data:`CALLBACK_RETRY_S`, for up to :data:`CALLBACK_GRACE_S` after
+        it fell due; then, or if they have logged out, anyone takes it.
+        """
         wanted = self.policy.dials_now(self.view(at, agents, competing_rate_per_s=competing_rate_per_s))
         dials: list[Dial] = []
-        for _ in range(wanted):
+        free = set(agents.ready_ids)
+        while len(dials) < wanted:
             lead = self.hopper.next(at)
             if lead is None:
                 break
-            self._seq += 1
-            call_id = f"{self.campaign.name}-{self._seq}"
-            self._calls[call_id] = _Call(call_id, lead.lead_id, at)
-            self._ringing += 1
-            self._dials += 1
-            self._today[0] += 1
-            self._last_minute.append((at, call_id))
-            dials.append(
-                Dial(
-                    call_id,
-                    lead.lead_id,
-                    lead.number,
-                    self.campaign.name,
-                    self.campaign.caller_id,
-                    self.ring_timeout_s,
-                    lead.data,
-                )
-            )
+            personal = None
+            booked_for = lead.callback_agent
+            due = self.hopper.served_callback(lead.lead_id)
+            if booked_for is not None and due is not None:
+                if booked_for in free:
+                    personal = booked_for
+                    free.discard(booked_for)
+                elif booked_for in agents.logged_in_ids and at < due + CALLBACK_GRACE_S:
+                    self.hopper.release(lead.lead_id, at, due=at + CALLBACK_RETRY_S)
+                    continue
+            dials.append(self._launch(at, lead.lead_id, personal))
         return dials
+
+    def preview(self, at: float) -> Lead | None:
+        """The next lead for an agent to look at before dialling (preview mode).
+
+        The lead is taken from the hopper (no one else gets it); the agent then calls
+        :meth:`preview_dial` or :meth:`preview_skip`.
+        """
+        lead = self.hopper.next(at)
+        if lead is not None:
+            self._previewing.add(lead.lead_id)
+        return lead
+
+    def preview_dial(self, at: float, lead_id: str, agent_id: str) -> Dial:
+        """The agent chose to call the lead they previewed: a personal call for them."""
+        self._end_preview(lead_id)
+        return self._launch(at, lead_id, agent_id)
+
+    def preview_skip(self, at: float, lead_id: str, *, due: float | None = None) -> None:
+        """The agent passed on the lead: back to the hopper undialled (no attempt)."""
+        self._end_preview(lead_id)
+        self.hopper.release(lead_id, at, due=due)
+
+    def _end_preview(self, lead_id: str) -> None:
+        if lead_id not in self._previewing:
+            raise RunnerError(f"lead {lead_id} is not being previewed")
+        self._previewing.discard(lead_id)
+
+    def _launch(self, at: float, lead_id: str, personal: str | None) -> Dial:
+        lead = self.hopper.get(lead_id)
+        self._seq += 1
+        call_id = f"{self.campaign.name}-{self._seq}"
+        self._calls[call_id] = _Call(call_id, lead_id, at, personal=personal)
+        self._ringing += 1
+        self._dials += 1
+        self._today[0] += 1
+        self._last_minute.append((at, call_id))
+        return Dial(
+            call_id,
+            lead_id,
+            lead.number,
+            self.campaign.name,
+            self.campaign.caller_id,
+            self.ring_timeout_s,
+            lead.data,
+            personal,
+        )
 
     def estimates(self) -> RollingEstimates:
         results = self._results
@@ -278,7 +352,13 @@ class CampaignRunner:
         self._ring_human.append(at - call.launched_at)
         lead = self.hopper.get(call.lead_id)
         return CallArrived(
-            at, call_id, self.acd_queue, caller=lead.number, priority=OUTBOUND_PRIORITY, data=lead.data
+            at,
+            call_id,
+            self.acd_queue,
+            caller=lead.number,
+            priority=OUTBOUND_PRIORITY,
+            data=lead.data,
+            agent_id=call.personal,
         )
 
     def connected(self, at: float, call_id: str, agent_id: str) -> None:
@@ -342,6 +422,18 @@ class CampaignRunner:
 
     def active(self, call_id: str) -> bool:
         return call_id in self._calls
+
+    def held_agent(self, call_id: str) -> str | None:
+        """The agent a personal call is for (the driver holds them while it rings)."""
+        call = self._calls.get(call_id)
+        return None if call is None else call.personal
+
+    def schedule_callback(self, call_id: str, due: float) -> None:
+        """The agent on this call booked a callback at ``due``, for themselves."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not DialState.CONNECTED:
+            raise RunnerError(f"call {call_id} is not a conversation: no agent to book a callback")
+        self.hopper.schedule_callback(call.lead_id, due, call.agent_id)
 
     def state_of(self, call_id: str) -> DialState | None:
         call = self._calls.get(call_id)
@@ -451,16 +543,20 @@ def picture_from_router(router: Router, queue: str) -> AgentPicture:
     now = router.now
     logged_in = ready = 0
     busy: list[BusyAgent] = []
-    for state, since, talking_since in router.member_states(queue):
+    ready_ids: set[str] = set()
+    logged_in_ids: set[str] = set()
+    for agent_id, state, since, talking_since in router.member_states(queue):
         if state is AgentState.LOGGED_OUT:
             continue
         logged_in += 1
+        logged_in_ids.add(agent_id)
         if state is AgentState.READY:
             ready += 1
+            ready_ids.add(agent_id)
         elif state is AgentState.TALKING:
             busy.append(BusyAgent(max(0.0, now - talking_since)))
         elif state is AgentState.RESERVED:
             busy.append(BusyAgent(0.0))
         elif state is AgentState.WRAP_UP:
             busy.append(BusyAgent(max(0.0, since - talking_since), max(0.0, now - since)))
-    return AgentPicture(logged_in, ready, tuple(busy))
+    return AgentPicture(logged_in, ready, tuple(busy), frozenset(ready_ids), frozenset(logged_in_ids))

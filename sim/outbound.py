@@ -55,14 +55,23 @@ from typing import Any
 import numpy as np
 
 from acd.agents import AgentProfile, AgentState
-from acd.events import CallAnswered, CallEnded, Command, ConnectToAgent, Overflow, WrapUpDone
+from acd.events import (
+    AgentPaused,
+    AgentReady,
+    CallAnswered,
+    CallEnded,
+    Command,
+    ConnectToAgent,
+    Overflow,
+    WrapUpDone,
+)
 from acd.queues import QueueConfig
 from acd.router import Router
 from acd.stats import BUCKET_S
 from dialer.campaign import CONNECT_TOLERANCE_S
 from dialer.hopper import Hopper
 from dialer.leads import FINAL_STATES, Lead, Outcome
-from dialer.runner import CampaignRunner, CampaignTotals, Dial, picture_from_router
+from dialer.runner import HOLD_REASON, CampaignRunner, CampaignTotals, Dial, picture_from_router
 from sim.scenario import ANSWER_KINDS, CampaignModel, Scenario, acd_queue, agent_queues, serves
 from sim.workload import Sampler, Uniform
 
@@ -70,7 +79,7 @@ OUTBOUND = 8
 """The engine's event kind for everything outbound (after sim.engine's own kinds)."""
 
 # What an outbound event is (the engine hands (code, payload) back to OutboundSim.handle).
-TICK, PACE, ANSWER, FAIL, TALK_END, WRAP_DONE, WARMUP, CHECK = range(8)
+TICK, PACE, ANSWER, FAIL, TALK_END, WRAP_DONE, WARMUP, CHECK, PREVIEW_DONE = range(9)
 
 _HUMAN, _MACHINE, _BUSY, _NO_ANSWER, _INVALID, _CONGESTION = range(6)
 assert ANSWER_KINDS == ("human", "machine", "busy", "no_answer", "invalid", "congestion")
@@ -117,6 +126,7 @@ class _Run:
 
     __slots__ = (
         "amd",
+        "callback",
         "competing",
         "competing_at",
         "competing_rate",
@@ -132,6 +142,8 @@ class _Run:
         "machine_talk",
         "model",
         "pace_at",
+        "preview_skip",
+        "preview_time",
         "ring",
         "runner",
         "start_false_positives",
@@ -149,7 +161,7 @@ class _Run:
         self.model = model
         self.runner = runner
         # One stream per component: changing, say, AMD accuracy leaves talk times alone.
-        streams = iter(seed.spawn(7))
+        streams = iter(seed.spawn(10))  # children 0-6 are what they were before 7-9 came
 
         def rng() -> np.random.Generator:
             return np.random.default_rng(next(streams))
@@ -161,6 +173,9 @@ class _Run:
         self.machine_talk = Sampler(model.machine_talk, rng())
         self.wrap = Sampler(model.wrap, rng())
         self.fail = Sampler(model.fail_time, rng())
+        self.callback = Uniform(rng())
+        self.preview_time = Sampler(model.preview_time, rng())
+        self.preview_skip = Uniform(rng())
         self.edges = model.answer.cumulative()
         self.groups: tuple[int, ...] = ()
         self.competing: list[tuple[str, float]] = []  # (inbound queue, share of its agents)
@@ -272,8 +287,14 @@ class OutboundSim:
             self._answered(t, *payload)
         elif code == FAIL:
             run, call_id, outcome = payload
+            held = run.runner.held_agent(call_id)
             run.runner.failed(self.epoch + t, call_id, outcome)
             run.in_flight -= 1
+            if held is not None:
+                self._release(held, t)
+                self._request(run, t)
+        elif code == PREVIEW_DONE:
+            self._preview_done(t, *payload)
         elif code == TALK_END:
             self._talk_ended(t, payload)
         elif code == WRAP_DONE:
@@ -366,6 +387,15 @@ class OutboundSim:
         dials = run.runner.pace(at, picture, competing_rate_per_s=self._competing(run, t))
         for dial in dials:
             self._launch(run, dial, t)
+        if run.model.pacing == "preview":
+            held = {d.agent_id for d in dials}
+            for agent_id in sorted(picture.ready_ids - held):
+                lead = run.runner.preview(at)
+                if lead is None:
+                    break
+                self._hold(agent_id, t)
+                run.in_flight += 1  # a lead in an agent's hands is in flight
+                self._push(t + run.preview_time.next(), OUTBOUND, PREVIEW_DONE, (run, agent_id, lead.lead_id))
         if not dials and run.in_flight == 0 and run.runner.hopper.due_now(at) == 0:
             hopper = run.runner.hopper
             states = hopper.summary(at).by_state
@@ -384,7 +414,35 @@ class OutboundSim:
 
     # --- the network ------------------------------------------------------------------
 
+    # --- personal calls: callbacks and previews ------------------------------------------
+
+    def _hold(self, agent_id: str, t: float) -> None:
+        """Keep the agent for their personal call (a pause the router understands)."""
+        snap = self.router.agent(agent_id)
+        if not (snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON):
+            self._apply(self.router.handle(AgentPaused(t, agent_id, HOLD_REASON)), t)
+
+    def _release(self, agent_id: str, t: float) -> None:
+        """The personal call no longer needs the agent waiting (answered, or failed)."""
+        snap = self.router.agent(agent_id)
+        if snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON:
+            self._apply(self.router.handle(AgentReady(t, agent_id)), t)
+
+    def _preview_done(self, t: float, run: _Run, agent_id: str, lead_id: str) -> None:
+        at = self.epoch + t
+        run.in_flight -= 1
+        snap = self.router.agent(agent_id)
+        still_held = snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON
+        if not still_held or run.preview_skip.below(run.model.preview_skip):
+            run.runner.preview_skip(at, lead_id)  # skipped, or the agent went on a break
+            self._release(agent_id, t)
+            self._request(run, t)
+            return
+        self._launch(run, run.runner.preview_dial(at, lead_id, agent_id), t)
+
     def _launch(self, run: _Run, dial: Dial, t: float) -> None:
+        if dial.agent_id is not None:
+            self._hold(dial.agent_id, t)
         run.in_flight += 1
         model = run.model
         kind = bisect.bisect_right(run.edges, run.draw.next())
@@ -409,14 +467,20 @@ class OutboundSim:
             self._push(t + run.fail.next(), OUTBOUND, FAIL, (run, dial.call_id, _FAILURES[kind]))
 
     def _answered(self, t: float, run: _Run, call_id: str, human: bool, machine: bool, fp: bool) -> None:
+        held = run.runner.held_agent(call_id)
         arrived = run.runner.answered(self.epoch + t, call_id, human=human)
         if arrived is None:  # AMD said machine: hang up
             run.false_positives += fp
             run.runner.ended(self.epoch + t, call_id)
             run.in_flight -= 1
+            if held is not None:
+                self._release(held, t)
+                self._request(run, t)
             return
         self._live[call_id] = _Live(run, machine)
         self._apply(self.router.handle(replace(arrived, at=t)), t)
+        if held is not None:  # the call waits for its agent, who is released to take it
+            self._release(held, t)
         if call_id in self._live and self._live[call_id].agent == "":
             # Waiting: make sure the engine is still running when its 2 s are up.
             self._push(t + CONNECT_TOLERANCE_S, OUTBOUND, CHECK, None)
@@ -425,6 +489,10 @@ class OutboundSim:
         live = self._live.pop(call_id)
         run = live.campaign
         self._apply(self.router.handle(CallEnded(t, call_id)), t)  # the agent wraps up
+        model = run.model
+        booked = model.callback_probability > 0 and run.callback.below(model.callback_probability)
+        if booked and not live.machine:
+            run.runner.schedule_callback(call_id, self.epoch + t + model.callback_after_s)
         run.runner.ended(self.epoch + t, call_id)
         run.in_flight -= 1
         lo, hi = max(live.connected_at, self.warmup), min(t, self.duration)

@@ -40,6 +40,8 @@ Outbound campaigns (``[[campaigns]]``, simulated by :mod:`sim.outbound`)::
     amd = true                 # default false: machines reach agents and talk machine_talk
     amd_accuracy = 0.95        # P(AMD classifies a call right), default 1
     ring_timeout = "25s"       # no-answer calls end here (at least 15 s)
+    callbacks = { probability = 0.05, after = "2h" }   # agents book callbacks for themselves
+    preview = { time = { dist = "fixed", mean = "10s" }, skip = 0.1 }   # pacing = "preview"
 
 ``answer`` probabilities (``congestion`` optional) must sum to 1. An answered call
 whose sampled ring time reaches ``ring_timeout`` ends as no answer at the timeout.
@@ -51,6 +53,11 @@ unless ``hours`` says otherwise. ``[simulation] start`` (ISO date-time, default
 2026-01-05T09:00:00Z, a Monday) anchors the virtual clock to a calendar for them, and
 ``pace_every`` (default 1 s; per campaign too) is their pacing tick. A scenario with
 campaigns may have no ``[[queues]]`` at all.
+
+A booked callback goes to the agent who booked it when they are free (see
+:meth:`dialer.runner.CampaignRunner.pace`). With ``pacing = "preview"`` every ready agent
+takes a lead, looks at it for ``preview.time`` and dials it (or, with chance
+``preview.skip``, gives it back undialled); the callee is theirs, so never abandoned.
 """
 
 from __future__ import annotations
@@ -146,6 +153,9 @@ class AnswerModel:
         return tuple(edges)
 
 
+_PREVIEW_TIME = Fixed(10.0)
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignModel:
     """One simulated outbound campaign: its settings, its list and its callees.
@@ -174,6 +184,13 @@ class CampaignModel:
     ring_timeout_s: float
     pace_every_s: float
     where: str = "campaigns"
+    # After a conversation the agent books a callback for themselves with this chance,
+    # due this long after the call ended.
+    callback_probability: float = 0.0
+    callback_after_s: float = 3600.0
+    # Preview mode: how long an agent looks at a lead, and the chance they skip it.
+    preview_time: Distribution = _PREVIEW_TIME
+    preview_skip: float = 0.0
 
     @property
     def acd_queue(self) -> str:
@@ -465,6 +482,20 @@ def _campaign(
         pace_every_s=every,
         where=c.where,
     )
+    cb = c.table("callbacks", {})
+    preview = c.table("preview", {})
+    assert cb is not None and preview is not None
+    model = replace(
+        model,
+        callback_probability=cb.number("probability", 0.0, maximum=1.0),
+        callback_after_s=cb.duration("after", "1h"),
+        preview_time=_distribution(
+            preview.table("time", {"dist": "fixed", "mean": "10s"}), preview.at("time"), base=base
+        ),
+        preview_skip=preview.number("skip", 0.0, maximum=1.0),
+    )
+    cb.done()
+    preview.done()
     c.done()
     model.campaign()  # the rest of the settings, checked the way a live campaign's are
     inbound = next((q for q in queues if q.config.name == queue), None)

@@ -20,6 +20,7 @@ from acd.events import (
     ConnectToAgent,
     Overflow,
     OverflowAction,
+    WrapUpDone,
 )
 from acd.router import Router
 from dialer.campaign import DAY_S, HOUR_S, MINUTE_S, CallingHours, Campaign
@@ -264,3 +265,65 @@ def test_errors_name_the_call_and_its_state() -> None:
     other = Campaign(name="other", caller_id="+12025550100", queue="sales")
     with pytest.raises(RunnerError, match="the hopper belongs to campaign 'c'"):
         CampaignRunner(other, runner.hopper)
+
+
+# --- personal calls: callbacks to the agent who booked them, previews ------------------
+
+
+def book_callback(runner: CampaignRunner, router: Router, at: float, due: float) -> str:
+    """One conversation in which the agent books a callback; returns the agent."""
+    (call,) = pace(runner, router, at)
+    arrived = runner.answered(at + 5, call, human=True)
+    assert arrived is not None
+    agent = put_through(runner, router, arrived)
+    runner.connected(at + 5, call, agent)
+    runner.schedule_callback(call, due)
+    router.handle(CallEnded(at + 60, call))
+    runner.ended(at + 60, call)
+    router.handle(WrapUpDone(at + 70, agent))
+    return agent
+
+
+def test_a_callback_goes_to_the_agent_who_booked_it() -> None:
+    runner, router = make(leads=1, agents=2, policy=FixedDials(1))
+    agent = book_callback(runner, router, START, START + HOUR_S)
+    other = "a1" if agent == "a0" else "a0"
+    (dial,) = runner.pace(START + HOUR_S, picture_from_router(router, "outbound:c"))
+    assert dial.lead_id == "L0" and dial.agent_id == agent
+    assert runner.held_agent(dial.call_id) == agent
+    # The driver holds the agent while it rings; the other agent stays free, and the
+    # held agent's call is not counted against the pool.
+    router.handle(AgentPaused(START + HOUR_S, agent, "outbound-hold"))
+    view = runner.view(START + HOUR_S + 1, picture_from_router(router, "outbound:c"))
+    assert view.ringing == () and view.agents_ready == 1
+    arrived = runner.answered(START + HOUR_S + 6, dial.call_id, human=True)
+    assert arrived is not None and arrived.agent_id == agent
+    assert router.handle(arrived) == []  # waits for its agent only, though `other` is free
+    assert router.agent(other).state is AgentState.READY
+
+
+def test_a_callback_waits_for_its_busy_agent_then_anyone_takes_it() -> None:
+    runner, router = make(leads=2, agents=2, policy=FixedDials(1))
+    agent = book_callback(runner, router, START, START + HOUR_S)
+    router.handle(AgentPaused(START + HOUR_S - 1, agent, "meeting"))  # logged in, not ready
+    dials = runner.pace(START + HOUR_S, picture_from_router(router, "outbound:c"))
+    assert [d.lead_id for d in dials] == ["L1"]  # the callback waits, another lead goes
+    assert runner.hopper.why("L0", START + HOUR_S + 1).reason.value == "callback"
+    # 15 minutes after it fell due, anyone takes it.
+    later = START + HOUR_S + 16 * MINUTE_S
+    (dial,) = runner.pace(later, picture_from_router(router, "outbound:c"))
+    assert dial.lead_id == "L0" and dial.agent_id is None
+
+
+def test_preview_dial_and_skip() -> None:
+    runner, _router = make(leads=2, agents=1, policy=FixedDials(0))
+    lead = runner.preview(START)
+    assert lead is not None and lead.lead_id == "L0"
+    runner.preview_skip(START + 8, "L0", due=START + HOUR_S)
+    assert runner.hopper.get("L0").attempts == () and runner.totals().dials == 0
+    nxt = runner.preview(START + 9)
+    assert nxt is not None and nxt.lead_id == "L1"
+    dial = runner.preview_dial(START + 20, "L1", "a0")
+    assert dial.agent_id == "a0" and runner.totals().dials == 1
+    with pytest.raises(RunnerError, match="not being previewed"):
+        runner.preview_dial(START + 21, "L1", "a0")
