@@ -193,6 +193,9 @@ class Campaign:
     amd: bool = False
     amd_action: AmdAction = AmdAction.HANGUP
     amd_message: str | None = None
+    # Share of AMD "machine" verdicts that were in fact people. Under UK rules each is
+    # an abandoned human (Ofcom), so the ledger books this many per machine verdict.
+    amd_false_positive_rate: float | None = None
     min_ring_s: float = MIN_RING_S
     max_dial_level: float = 3.0  # calls in progress per working agent: trunks, carrier terms
     call_limits: tuple[CallLimit, ...] = ()
@@ -241,6 +244,15 @@ class Campaign:
         object.__setattr__(self, "amd_action", _enum(AmdAction, self.amd_action, "amd_action"))
         if self.amd and self.amd_action is AmdAction.MESSAGE and not self.amd_message:
             raise InputError("amd_message", "is required when amd_action = 'message'")
+        fp = self.amd_false_positive_rate
+        if fp is not None and (isinstance(fp, bool) or not 0.0 <= fp <= 1.0):
+            raise InputError("amd_false_positive_rate", f"{fp!r} must be a share in 0..1")
+        if self.uk_rules and self.amd and fp is None:
+            raise InputError(
+                "amd_false_positive_rate",
+                "is required with AMD under UK rules: Ofcom counts the people AMD takes for "
+                "machines as abandoned calls, so give your reasoned estimate (e.g. 0.02)",
+            )
         if (
             isinstance(self.max_dial_level, bool)
             or not math.isfinite(self.max_dial_level)
@@ -324,6 +336,9 @@ def parse_campaign(
         "amd": _boolean(r, "amd", False),
         "amd_action": r.text("amd_action", AmdAction.HANGUP.value),
         "amd_message": r.text("amd_message") if r.has("amd_message") else None,
+        "amd_false_positive_rate": (
+            r.number("amd_false_positive_rate", maximum=1.0) if r.has("amd_false_positive_rate") else None
+        ),
         "min_ring_s": r.duration("min_ring", MIN_RING_S),
         "max_dial_level": r.number("max_dial_level", 3.0, minimum=1.0),
         "call_limits": tuple(limits),

@@ -345,6 +345,11 @@ class CampaignRunner:
             self._results.append(0)
             self._ring_other.append(at - call.launched_at)
             self._machine_answers += 1
+            fp = self.campaign.amd_false_positive_rate
+            if self.campaign.uk_rules and fp:
+                # Ofcom: the people AMD hung up on are abandoned calls; the ledger books
+                # the campaign's estimate of them per machine verdict.
+                self.ledger.record_estimated_false_positives(at, fp)
             return None
         call.state = DialState.WAITING
         self._waiting += 1

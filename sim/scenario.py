@@ -414,7 +414,18 @@ def _start(sim: TableReader) -> float:
 
 
 # Keys of a [[campaigns]] table handed as they are to dialer.campaign.parse_campaign.
-_CAMPAIGN_PASSED = ("name", "queue", "max_attempts", "retry", "hours", "abandon_target", "max_dial_level")
+_CAMPAIGN_PASSED = (
+    "name",
+    "queue",
+    "max_attempts",
+    "retry",
+    "hours",
+    "abandon_target",
+    "abandon_window",
+    "max_dial_level",
+    "uk_rules",
+    "amd_false_positive_rate",
+)
 
 
 def _campaign(

@@ -178,6 +178,7 @@ FULL: dict[str, Any] = {
     "amd": True,
     "amd_action": "message",
     "amd_message": "leave-msg",
+    "amd_false_positive_rate": 0.015,
     "min_ring": "20s",
     "call_limits": [{"count": 3, "window": "24h"}, {"count": 10, "window": "7d"}],
 }
@@ -195,6 +196,7 @@ def test_parse_campaign_reads_every_setting() -> None:
     assert c.retry_rule(Outcome.ABANDONED).delay_s == 4 * DAY_S
     assert (c.max_attempts, c.abandon_target, c.window_s, c.min_ring_s) == (7, 0.02, 12 * HOUR_S, 20.0)
     assert c.amd and c.amd_action is AmdAction.MESSAGE and c.amd_message == "leave-msg"
+    assert c.amd_false_positive_rate == 0.015
     assert c.call_limits == (CallLimit(3, DAY_S), CallLimit(10, 7 * DAY_S))
     assert parse_campaign({"name": "x", "caller_id": "+12025550123", "queue": "q"}) == Campaign(
         "x", "+12025550123", "q"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from acd.agents import AgentProfile, AgentState
+from acd.errors import InputError
 from acd.events import (
     AgentLoggedIn,
     AgentPaused,
@@ -327,3 +328,18 @@ def test_preview_dial_and_skip() -> None:
     assert dial.agent_id == "a0" and runner.totals().dials == 1
     with pytest.raises(RunnerError, match="not being previewed"):
         runner.preview_dial(START + 21, "L1", "a0")
+
+
+def test_uk_rules_count_amd_false_positives_as_abandons() -> None:
+    # 2 % of machine verdicts are people: each verdict books 0.02 of a human answer
+    # that was abandoned (Ofcom), so 50 of them weigh one abandon.
+    runner, router = make(leads=50, agents=50, uk_rules=True, amd=True, amd_false_positive_rate=0.02)
+    calls = pace(runner, router, START)
+    for call in calls:
+        runner.answered(START + 5, call, human=False)
+        runner.ended(START + 5, call)
+    humans, abandons = runner.ledger.counts(START + 10)
+    assert humans == pytest.approx(1.0) and abandons == pytest.approx(1.0)
+    assert runner.view(START + 10, picture_from_router(router, "outbound:c")).abandons_window == 1
+    with pytest.raises(InputError, match="amd_false_positive_rate"):
+        Campaign("c", "+12025550100", "sales", uk_rules=True, amd=True)
