@@ -45,11 +45,12 @@ normal approximation and a continuity correction (the sum of hundreds of terms).
     a(m) ≤ θ for every m < k,        E_pending + p·Σ_{m<k} a(m) ≤ B,
     in progress + busy + k ≤ max_dial_level × working agents,
 
-and never fewer than progressive would. ``B = target·humans − abandons`` over the
-compliance window is what the window can still absorb, and ``E_pending`` the expected
-abandons among calls already ringing or waiting: pacing never *plans* to exceed the
-target, even early in a campaign when ``B`` is a fraction of one call (it then dials
-progressively until enough humans have answered).
+and, on a team inbound calls do not share, never fewer than progressive would.
+``B = target·humans − abandons`` over the compliance window is what it can still
+absorb, and ``E_pending`` the expected abandons among calls already ringing or
+waiting: pacing never *plans* to exceed the target, even early in a campaign when
+``B`` is a fraction of one call (it then dials progressively until enough humans
+have answered).
 
 *Feedback.* ``θ = target · e^g``. Each settled human answer moves ``g`` by a
 stochastic-approximation step towards the aim (``aim`` × target, 0.85 by default):
@@ -196,7 +197,9 @@ class Predictive:
             var += x * (1 - x)
             k += 1
         mode = "predictive"
-        if k < progressive:
+        # Covering a ready agent is safe only if nothing else can take that agent
+        # while the call rings: not so for blended agents, whom inbound calls take.
+        if k < progressive and view.competing_rate_per_s == 0.0:
             k, mode = progressive, "progressive floor"
         self.last = Decision(mode, k, float(risks[0]), pending, spent, theta)
         return clamp_dials(k, view)

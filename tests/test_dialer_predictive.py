@@ -296,3 +296,14 @@ def test_no_prediction_until_finished_calls_have_rung_as_long_as_the_ringing_one
     policy = Predictive()
     assert policy.dials_now(view(ready=5, ringing=(6.0,) * 5, est=young)) == 0
     assert policy.last is not None and policy.last.mode == "progressive"
+
+
+def test_no_progressive_floor_for_blended_agents() -> None:
+    # Every ready agent is covered by progressive on a pure outbound team; with inbound
+    # calls arriving on the same agents at 2/s, covering them is no longer safe.
+    busy = (5.0,) * 10  # calls that just started: nobody frees up soon
+    alone = Predictive().dials_now(view(ready=3, busy=busy))
+    shared = Predictive()
+    n = shared.dials_now(view(ready=3, busy=busy, competing_rate_per_s=2.0))
+    assert alone >= 3
+    assert n < 3 and shared.last is not None and shared.last.mode == "predictive"
