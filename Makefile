@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/ami.py
 	$(BIN)/python bench/hopper.py
+	$(BIN)/python bench/pacing.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
