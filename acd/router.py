@@ -412,6 +412,9 @@ class Router:
         call = self._calls.get(call_id)
         if call is None or call.state is not CallState.WAITING:
             return None
+        if call.for_agent is not None:
+            # A personal call waits for its agent alone: first in their line.
+            return 1 + call.for_agent.personal.index(call)
         q = call.queue
         ahead = sum(len(lst) for prio, lst in q.classes.items() if prio > call.priority)
         return ahead + q.classes[call.priority].index(call.order) + 1
@@ -512,6 +515,7 @@ class Router:
             raise RouterError(f"call {e.call_id!r} was not offered to agent {e.agent_id!r}")
         self._move(agent, Trigger.ANSWER)
         call.state = CallState.TALKING
+        call.for_agent = None  # personal until answered: a transfer or requeue is for anyone
         call.version += 1
         agent.talking_since = self.now
         wait = self.now - call.arrived_at
@@ -642,9 +646,11 @@ class Router:
         self._move(agent, Trigger.OFFER_FAILED)
         agent.call = None
         # Back at its old place first, so that another free agent may take it at once;
-        # with nobody else free this agent is offered it again.
+        # with nobody else free this agent is offered it again (a personal call is, at
+        # once, by the requeue: then the agent is no longer free).
         self._requeue(call, out)
-        self._become_ready(agent, out)
+        if agent.call is None:
+            self._become_ready(agent, out)
 
     def _on_wrap_up_done(self, e: WrapUpDone, out: list[Command]) -> None:
         agent = self._agent(e.agent_id)
@@ -889,6 +895,7 @@ class Router:
         )
         if moves:
             assert rule.target is not None
+            call.for_agent = None  # another queue: another set of agents
             call.arrived_at = self.now
             call.order = next(self._seq)
             self._enter_queue(call, self._queues[rule.target], out)

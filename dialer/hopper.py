@@ -292,7 +292,7 @@ class Hopper:
         right now. No attempt is recorded and the dial is withdrawn from the number's
         history (call limits count calls made, not leads looked at). The lead is due
         again at ``due`` (default: now), ordered as any lead due then; a callback stays
-        a callback (moved to ``due`` if given) for the same agent.
+        the callback booked for its original time, for the same agent.
         """
         slot = self._slot(lead_id)
         lead = slot.lead
@@ -306,7 +306,9 @@ class Hopper:
             raise InputError(f"lead {lead_id}.release", f"{due!r} is not a time")
         self.history.withdraw_dial(lead.number, slot.served_at)
         if slot.served_callback is not None:
-            lead.callback_at = when if due is not None else slot.served_callback
+            # Still the callback booked for then (its grace counts from there); it is
+            # only looked at again at ``when``.
+            lead.callback_at = slot.served_callback
         self._move(slot, slot.served_from)
         reason, detail = (
             (Reason.CALLBACK, self._callback_text(lead))

@@ -230,8 +230,10 @@ class CampaignRunner:
             dials_today=self._today[0],
             humans_today=self._today[1],
             abandons_today=self._today[2],
-            humans_window=round(humans_w),
-            abandons_window=round(abandons_w),
+            # Estimated AMD false positives (UK) make these fractional: round towards
+            # the stricter side, so pacing never sees more slack than the ledger has.
+            humans_window=math.floor(humans_w + 1e-9),
+            abandons_window=math.ceil(abandons_w - 1e-9),
             abandon_target=self.campaign.abandon_target,
             max_dial_level=self.campaign.max_dial_level,
             competing_rate_per_s=competing_rate_per_s,
@@ -252,29 +254,37 @@ class CampaignRunner:
             lead = self.hopper.next(at)
             if lead is None:
                 break
-            personal = None
-            booked_for = lead.callback_agent
-            due = self.hopper.served_callback(lead.lead_id)
-            if booked_for is not None and due is not None:
-                if booked_for in free:
-                    personal = booked_for
-                    free.discard(booked_for)
-                elif booked_for in agents.logged_in_ids and at < due + CALLBACK_GRACE_S:
-                    self.hopper.release(lead.lead_id, at, due=at + CALLBACK_RETRY_S)
-                    continue
-            dials.append(self._launch(at, lead.lead_id, personal))
+            booked_for = self._booked_for(lead, at, agents.logged_in_ids)
+            if booked_for is not None and booked_for not in free:
+                self.hopper.release(lead.lead_id, at, due=at + CALLBACK_RETRY_S)
+                continue
+            free.discard(booked_for or "")
+            dials.append(self._launch(at, lead.lead_id, booked_for))
         return dials
 
-    def preview(self, at: float) -> Lead | None:
-        """The next lead for an agent to look at before dialling (preview mode).
+    def _booked_for(self, lead: Lead, at: float, logged_in: frozenset[str]) -> str | None:
+        """The agent a callback being served must go to, or None: anyone may take it
+        (not a callback, its agent logged out, or its grace is over)."""
+        agent = lead.callback_agent
+        due = self.hopper.served_callback(lead.lead_id)
+        if agent is None or due is None or agent not in logged_in or at >= due + CALLBACK_GRACE_S:
+            return None
+        return agent
+
+    def preview(self, at: float, agent_id: str, logged_in: frozenset[str] = frozenset()) -> Lead | None:
+        """The next lead for ``agent_id`` to look at before dialling (preview mode).
 
         The lead is taken from the hopper (no one else gets it); the agent then calls
-        :meth:`preview_dial` or :meth:`preview_skip`.
+        :meth:`preview_dial` or :meth:`preview_skip`. A callback booked by another
+        agent who is logged in (``logged_in``) is kept for them, as in :meth:`pace`.
         """
-        lead = self.hopper.next(at)
-        if lead is not None:
-            self._previewing.add(lead.lead_id)
-        return lead
+        while (lead := self.hopper.next(at)) is not None:
+            booked_for = self._booked_for(lead, at, logged_in)
+            if booked_for is None or booked_for == agent_id:
+                self._previewing.add(lead.lead_id)
+                return lead
+            self.hopper.release(lead.lead_id, at, due=at + CALLBACK_RETRY_S)
+        return None
 
     def preview_dial(self, at: float, lead_id: str, agent_id: str) -> Dial:
         """The agent chose to call the lead they previewed: a personal call for them."""
@@ -375,6 +385,8 @@ class CampaignRunner:
         call.agent_id = agent_id
         verdict = self.ledger.record_answer(call.answered_at, at - call.answered_at)
         self._count_human(call, abandoned=verdict.abandoned)
+        if verdict.abandoned:  # put through too late: an abandoned call all the same
+            self.hopper.history.record_abandon(self.hopper.get(call.lead_id).number, at)
 
     def abandoned(self, at: float, call_id: str, cause: str = "no agent") -> None:
         """The human was not put through (the safe-harbour message played, or they hung

@@ -104,6 +104,7 @@ class CampaignLog:
     amd_false_positives: int  # of which real humans
     outcomes: Mapping[str, int]  # completed dials by outcome, every outcome present
     talk_s: float  # agents' talk time on its calls within [warm-up, duration]
+    held_s: float  # agents held for its personal calls (previews, callbacks) in that window
     in_progress: int  # dials not finished when the run stopped
     in_progress_at_warmup: int
     leads_open: int  # leads not in a final state at the end (due later, or being dialled)
@@ -136,6 +137,7 @@ class _Run:
         "fail",
         "false_positives",
         "groups",
+        "held_window_s",
         "in_flight",
         "index",
         "last_paced",
@@ -144,6 +146,7 @@ class _Run:
         "pace_at",
         "preview_skip",
         "preview_time",
+        "previewing",
         "ring",
         "runner",
         "start_false_positives",
@@ -185,6 +188,8 @@ class _Run:
         self.pace_at = -math.inf  # a PACE event is pending at this instant
         self.done = False
         self.in_flight = 0
+        self.previewing = 0  # leads in agents' hands (preview): not dials yet
+        self.held_window_s = 0.0  # agents held for personal calls, within [warm-up, duration]
         self.false_positives = 0
         self.talk_window_s = 0.0
         self.start_totals: CampaignTotals | None = None
@@ -221,6 +226,7 @@ class OutboundSim:
         self._agent_group = agent_group
         self._live: dict[str, _Live] = {}
         self._wrapping: dict[str, str] = {}  # agent -> the outbound call they wrap up
+        self._held: dict[str, tuple[_Run, float]] = {}  # agent -> (campaign, held since)
         self.runs: list[_Run] = []
         campaigns = scenario.campaigns
         for ci, (model, seed) in enumerate(zip(campaigns, seeds, strict=True)):
@@ -359,6 +365,7 @@ class OutboundSim:
                         for o in Outcome
                     },
                     talk_s=run.talk_window_s,
+                    held_s=run.held_window_s,
                     in_progress=run.in_flight,
                     in_progress_at_warmup=run.start_in_flight,
                     leads_open=len(hopper) - final,
@@ -390,13 +397,13 @@ class OutboundSim:
         if run.model.pacing == "preview":
             held = {d.agent_id for d in dials}
             for agent_id in sorted(picture.ready_ids - held):
-                lead = run.runner.preview(at)
+                lead = run.runner.preview(at, agent_id, picture.logged_in_ids)
                 if lead is None:
                     break
-                self._hold(agent_id, t)
-                run.in_flight += 1  # a lead in an agent's hands is in flight
+                self._hold(run, agent_id, t)
+                run.previewing += 1
                 self._push(t + run.preview_time.next(), OUTBOUND, PREVIEW_DONE, (run, agent_id, lead.lead_id))
-        if not dials and run.in_flight == 0 and run.runner.hopper.due_now(at) == 0:
+        if not dials and run.in_flight == 0 and run.previewing == 0 and run.runner.hopper.due_now(at) == 0:
             hopper = run.runner.hopper
             states = hopper.summary(at).by_state
             if sum(states.get(s.value, 0) for s in FINAL_STATES) == len(hopper):
@@ -416,24 +423,34 @@ class OutboundSim:
 
     # --- personal calls: callbacks and previews ------------------------------------------
 
-    def _hold(self, agent_id: str, t: float) -> None:
+    def _hold(self, run: _Run, agent_id: str, t: float) -> None:
         """Keep the agent for their personal call (a pause the router understands)."""
         snap = self.router.agent(agent_id)
         if not (snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON):
             self._apply(self.router.handle(AgentPaused(t, agent_id, HOLD_REASON)), t)
+        self._held.setdefault(agent_id, (run, t))
 
     def _release(self, agent_id: str, t: float) -> None:
         """The personal call no longer needs the agent waiting (answered, or failed)."""
+        held = self._held.pop(agent_id, None)
+        if held is not None:
+            # Held agents work for the campaign (a preview, a callback ringing): their
+            # time counts as available, or utilisation would be flattered.
+            run, since = held
+            lo, hi = max(since, self.warmup), min(t, self.duration)
+            if hi > lo:
+                run.held_window_s += hi - lo
         snap = self.router.agent(agent_id)
         if snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON:
             self._apply(self.router.handle(AgentReady(t, agent_id)), t)
 
     def _preview_done(self, t: float, run: _Run, agent_id: str, lead_id: str) -> None:
         at = self.epoch + t
-        run.in_flight -= 1
+        run.previewing -= 1
         snap = self.router.agent(agent_id)
         still_held = snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON
-        if not still_held or run.preview_skip.below(run.model.preview_skip):
+        # No dial after the simulated day; an agent gone on a break passes too.
+        if t >= self.duration or not still_held or run.preview_skip.below(run.model.preview_skip):
             run.runner.preview_skip(at, lead_id)  # skipped, or the agent went on a break
             self._release(agent_id, t)
             self._request(run, t)
@@ -442,7 +459,7 @@ class OutboundSim:
 
     def _launch(self, run: _Run, dial: Dial, t: float) -> None:
         if dial.agent_id is not None:
-            self._hold(dial.agent_id, t)
+            self._hold(run, dial.agent_id, t)
         run.in_flight += 1
         model = run.model
         kind = bisect.bisect_right(run.edges, run.draw.next())

@@ -107,7 +107,9 @@ def _available_s(log: RunLog, gi: int, start: float, end: float) -> float:
 
 
 def _campaign_figures(log: RunLog, c: CampaignLog, start: float, end: float) -> dict[str, Any]:
-    agent_s = sum(_available_s(log, gi, start, end) for gi in c.groups)
+    # Held agents (previewing, or waiting for their callback to answer) are paused for
+    # the router but working for the campaign: their time is available time too.
+    agent_s = sum(_available_s(log, gi, start, end) for gi in c.groups) + c.held_s
     return {
         "pacing": c.pacing,
         "dials": float(c.dials),

@@ -334,7 +334,8 @@ def test_release_keeps_a_callback_for_its_agent() -> None:
     assert lead is not None and lead.lead_id == "L1" and lead.callback_at is None
     # a7 is on a call: try again in 30 s, still a callback for a7, still first in line.
     hopper.release("L1", NOON + 60, due=NOON + 90)
-    assert lead.callback_at == NOON + 90 and lead.callback_agent == "a7"
+    assert lead.callback_at == NOON + 60 and lead.callback_agent == "a7"  # booked for then
     why = hopper.why("L1", NOON + 61)
     assert why.reason is Reason.CALLBACK and why.until == NOON + 90
     assert hopper.next(NOON + 90) is lead
+    assert hopper.served_callback("L1") == NOON + 60  # the grace still counts from here

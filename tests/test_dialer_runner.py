@@ -29,6 +29,7 @@ from dialer.hopper import Hopper
 from dialer.leads import Lead, LeadState, Outcome
 from dialer.pacing import PacingView, clamp_dials
 from dialer.runner import (
+    CALLBACK_RETRY_S,
     OUTBOUND_PRIORITY,
     AgentPicture,
     CampaignRunner,
@@ -318,11 +319,11 @@ def test_a_callback_waits_for_its_busy_agent_then_anyone_takes_it() -> None:
 
 def test_preview_dial_and_skip() -> None:
     runner, _router = make(leads=2, agents=1, policy=FixedDials(0))
-    lead = runner.preview(START)
+    lead = runner.preview(START, "a0")
     assert lead is not None and lead.lead_id == "L0"
     runner.preview_skip(START + 8, "L0", due=START + HOUR_S)
     assert runner.hopper.get("L0").attempts == () and runner.totals().dials == 0
-    nxt = runner.preview(START + 9)
+    nxt = runner.preview(START + 9, "a0")
     assert nxt is not None and nxt.lead_id == "L1"
     dial = runner.preview_dial(START + 20, "L1", "a0")
     assert dial.agent_id == "a0" and runner.totals().dials == 1
@@ -343,3 +344,53 @@ def test_uk_rules_count_amd_false_positives_as_abandons() -> None:
     assert runner.view(START + 10, picture_from_router(router, "outbound:c")).abandons_window == 1
     with pytest.raises(InputError, match="amd_false_positive_rate"):
         Campaign("c", "+12025550100", "sales", uk_rules=True, amd=True)
+
+
+def test_a_callback_grace_counts_from_when_it_fell_due() -> None:
+    # The booked agent stays logged in but never ready; pacing every 30 s keeps looking
+    # at the callback, and after 15 minutes anyone takes it.
+    runner, router = make(leads=1, agents=2, policy=FixedDials(1))
+    agent = book_callback(runner, router, START, START + HOUR_S)
+    router.handle(AgentPaused(START + HOUR_S - 1, agent, "meeting"))
+    served = {}
+    for k in range(40):
+        for dial in runner.pace(START + HOUR_S + 30 * k, picture_from_router(router, "outbound:c")):
+            served[30 * k] = dial
+    assert list(served) == [15 * MINUTE_S]  # at the end of the grace, not before, once
+    assert served[15 * MINUTE_S].lead_id == "L0" and served[15 * MINUTE_S].agent_id is None
+
+
+def test_preview_keeps_a_callback_for_the_agent_who_booked_it() -> None:
+    runner, router = make(leads=2, agents=2, policy=FixedDials(1))
+    agent = book_callback(runner, router, START, START + HOUR_S)
+    other = "a1" if agent == "a0" else "a0"
+    logged_in = frozenset({"a0", "a1"})
+    lead = runner.preview(START + HOUR_S, other, logged_in)
+    assert lead is not None and lead.lead_id == "L1"  # L0 is kept for its agent
+    lead = runner.preview(START + HOUR_S + CALLBACK_RETRY_S, agent, logged_in)
+    assert lead is not None and lead.lead_id == "L0"
+
+
+def test_fractional_false_positives_are_rounded_towards_the_stricter_side() -> None:
+    runner, router = make(leads=34, agents=34, uk_rules=True, amd=True, amd_false_positive_rate=0.02)
+    calls = pace(runner, router, START)
+    for call in calls[:24]:
+        runner.answered(START + 5, call, human=False)
+        runner.ended(START + 5, call)
+    for call in calls[24:]:
+        arrived = runner.answered(START + 5, call, human=True)
+        assert arrived is not None
+        runner.connected(START + 5, call, put_through(runner, router, arrived))
+    assert runner.ledger.counts(START + 10) == pytest.approx((10.48, 0.48))
+    v = runner.view(START + 10, picture_from_router(router, "outbound:c"))
+    assert (v.humans_window, v.abandons_window) == (10, 1)
+
+
+def test_a_late_connect_blocks_a_uk_recall_like_any_abandon() -> None:
+    runner, router = make(uk_rules=True)
+    (call,) = pace(runner, router, START)
+    arrived = runner.answered(START + 5, call, human=True)
+    assert arrived is not None
+    runner.connected(START + 8, call, put_through(runner, router, arrived))  # 3 s: too late
+    number = runner.hopper.get("L0").number
+    assert runner.hopper.history.no_recall_until(number, START + 10) == START + 8 + 72 * HOUR_S

@@ -576,3 +576,33 @@ def test_a_personal_caller_hanging_up_leaves_no_trace() -> None:
     r.handle(CallerAbandoned(1.5, "c1"))
     assert connects(r.handle(AgentReady(2, "a"))) == []
     assert r.agent("a").state is AgentState.READY
+
+
+def test_personal_calls_have_a_position_and_survive_announcements() -> None:
+    q = QueueConfig("q", skills={"s": 0.5}, announce_every_s=10.0)
+    r = make(q, agents={"a": {"s": 1}, "b": {"s": 1}})
+    login(r, 0, "a", "b")
+    r.handle(AgentPaused(1, "a", "hold"))
+    r.handle(AgentPaused(1, "b", "lunch"))
+    r.handle(CallArrived(2, "p1", "q", agent_id="a"))
+    r.handle(CallArrived(3, "p2", "q", agent_id="a"))
+    assert (r.position("p1"), r.position("p2")) == (1, 2)
+    assert [type(c) for c in r.on_timer(20)] == [Announce, Announce]
+
+
+def test_offer_failed_on_a_personal_call_offers_it_again_and_nothing_else() -> None:
+    r = personal_router()
+    login(r, 0, "a", "b")
+    r.handle(CallArrived(1, "p1", "q", agent_id="a"))
+    assert connects(r.handle(OfferFailed(2, "a", "p1"))) == [("p1", "a")]
+    assert r.agent("a").state is AgentState.RESERVED and r.agent("a").call_id == "p1"
+    assert connects(r.handle(CallArrived(3, "p2", "q", agent_id="a"))) == []  # one call at a time
+
+
+def test_a_personal_call_is_anyones_once_answered() -> None:
+    other = QueueConfig("other", skills={"s": 0.5})
+    r = make(personal_router().queue_config("q"), other, agents={"a": {"s": 1}, "b": {"s": 1}})
+    login(r, 0, "a", "b")
+    r.handle(CallArrived(1, "p1", "q", agent_id="a"))
+    r.handle(CallAnswered(1, "p1", "a"))
+    assert connects(r.handle(CallTransferred(10, "p1", "other"))) == [("p1", "b")]

@@ -23,6 +23,7 @@ from ccd.cli import main
 from dialer.runner import CampaignRunner
 from sim.engine import RunLog, Simulation
 from sim.outbound import CampaignLog
+from sim.results import summarise
 from sim.scenario import Scenario, parse_scenario
 
 SIMULATION = """
@@ -353,3 +354,32 @@ def test_preview_campaigns_dial_without_abandons() -> None:
     assert sim.outbound is not None
     hopper = sim.outbound.runs[0].runner.hopper
     assert sum(len(hopper.get(f"c-{i}").attempts) for i in range(1, 3001)) == c.dials - c.in_progress
+
+
+def test_preview_books_balance_and_nothing_is_dialled_after_the_day() -> None:
+    # A minute of preview per lead: many leads are in agents' hands at the end.
+    text = BASE.replace(
+        "leads = 3000",
+        'leads = 3000\npacing = "preview"\npreview = { time = { dist = "fixed", mean = "60s" } }',
+    )
+    for seed in (1, 2, 3):
+        sim = Simulation(scenario(text), seed)
+        log = sim.run()
+        c = log.campaigns[0]
+        conserved(c)
+        assert sim.outbound is not None
+        hopper = sim.outbound.runs[0].runner.hopper
+        launched = [a.at for i in range(1, 3001) for a in hopper.get(f"c-{i}").attempts]
+        assert max(launched) < sim.outbound.epoch + 3600.0
+
+
+def test_held_agents_count_as_available_time() -> None:
+    # Preview with a 60 s look per lead: agents spend much of the hour held, which the
+    # router counts as paused. Utilisation is talk over all their time (10 agents, 1 h).
+    text = BASE.replace(
+        "leads = 3000",
+        'leads = 3000\npacing = "preview"\npreview = { time = { dist = "fixed", mean = "60s" } }',
+    )
+    log, c = run(text)
+    figures = summarise(log, scenario(text))["campaigns"]["c"]
+    assert figures["agent_utilization"] == pytest.approx(c.talk_s / (10 * 3600.0), rel=0.02)
