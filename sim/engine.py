@@ -390,8 +390,12 @@ class Simulation:
 
     def _shift(self, ids: list[str], action: int, t: float) -> None:
         router = self.router
+        outbound = self.outbound
         for agent_id in ids:
             state = router.agent(agent_id).state
+            reason = None if action == BACK else "break" if action == BREAK else "off_shift"
+            if outbound is not None and action != LOG_IN and outbound.defer_shift(agent_id, reason):
+                continue  # held for a personal call: the break starts (or ends) after it
             if action == LOG_IN:
                 event: Event = (
                     AgentLoggedIn(t, agent_id) if state is AgentState.LOGGED_OUT else AgentReady(t, agent_id)

@@ -227,6 +227,7 @@ class OutboundSim:
         self._live: dict[str, _Live] = {}
         self._wrapping: dict[str, str] = {}  # agent -> the outbound call they wrap up
         self._held: dict[str, tuple[_Run, float]] = {}  # agent -> (campaign, held since)
+        self._after_hold: dict[str, str | None] = {}  # agent -> deferred pause reason (None: back)
         self.runs: list[_Run] = []
         campaigns = scenario.campaigns
         for ci, (model, seed) in enumerate(zip(campaigns, seeds, strict=True)):
@@ -430,8 +431,19 @@ class OutboundSim:
             self._apply(self.router.handle(AgentPaused(t, agent_id, HOLD_REASON)), t)
         self._held.setdefault(agent_id, (run, t))
 
+    def defer_shift(self, agent_id: str, reason: str | None) -> bool:
+        """A break or shift end (its pause ``reason``; None: a break's end) reaching an
+        agent held for a personal call waits for the hold to end, as an agent in the
+        middle of a preview or whose callback is ringing would not walk away. True if
+        deferred."""
+        if agent_id not in self._held:
+            return False
+        self._after_hold[agent_id] = reason  # the last word wins: on break, or back
+        return True
+
     def _release(self, agent_id: str, t: float) -> None:
         """The personal call no longer needs the agent waiting (answered, or failed)."""
+        pause = self._after_hold.pop(agent_id, None)
         held = self._held.pop(agent_id, None)
         if held is not None:
             # Held agents work for the campaign (a preview, a callback ringing): their
@@ -442,7 +454,11 @@ class OutboundSim:
                 run.held_window_s += hi - lo
         snap = self.router.agent(agent_id)
         if snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON:
+            # A call waiting for this agent is offered on AgentReady; a break deferred
+            # meanwhile starts after that call (a pause asked mid-call waits for it).
             self._apply(self.router.handle(AgentReady(t, agent_id)), t)
+            if pause is not None:
+                self._apply(self.router.handle(AgentPaused(t, agent_id, pause)), t)
 
     def _preview_done(self, t: float, run: _Run, agent_id: str, lead_id: str) -> None:
         at = self.epoch + t

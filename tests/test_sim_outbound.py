@@ -383,3 +383,17 @@ def test_held_agents_count_as_available_time() -> None:
     log, c = run(text)
     figures = summarise(log, scenario(text))["campaigns"]["c"]
     assert figures["agent_utilization"] == pytest.approx(c.talk_s / (10 * 3600.0), rel=0.02)
+
+
+def test_a_break_waits_for_the_personal_call_of_a_held_agent() -> None:
+    # Breaks every 4 minutes: without deferring them, an agent previewing or waiting for
+    # their callback to answer walked away and the callee was abandoned.
+    breaks = "\n".join(f'[[agents.shifts.breaks]]\nstart = "{m}m"\nduration = "1m"' for m in range(6, 58, 4))
+    team = TEAM + '[[agents.shifts]]\nstart = "0h"\nend = "1h"\n' + breaks + "\n"
+    campaign = CAMPAIGN.replace(
+        "leads = 3000", 'leads = 3000\npacing = "preview"\ncallbacks = { probability = 0.3, after = "5m" }'
+    )
+    for seed in (1, 2):
+        _, c = run(SIMULATION + team + campaign, seed)
+        conserved(c)
+        assert c.humans > 50 and c.abandons == 0
