@@ -182,7 +182,7 @@ class Predictive:
         safe = safe_risk(budget, view.abandon_target, self.ruin)
         theta = self.threshold * min(1.0, safe / (self.aim * view.abandon_target))
         risks = model.marginal_risks(cap, stop_above=theta)
-        pending = model.pending_risk(float(risks[0]))
+        pending = model.pending
         k = 0
         # Abandons to come are a sum of Bernoullis: plan on their mean plus ``margin``
         # standard deviations, so a small team's window (a budget of one or two
@@ -256,10 +256,13 @@ class _Model:
         n = est.dials
         # Upper one-sigma Wilson bound of the human-answer rate: few samples, fewer calls.
         p_hat = est.human_rate
-        z = 1.0
+        z = 2.0
         centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
         half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
         self.p = min(1.0, centre + half)
+        # The estimate's own error is common to every call: it moves all their humans
+        # together, so it adds variance in the square of their number (see _normal).
+        self.p_relative_error = math.sqrt(max(p_hat * (1 - p_hat), 1e-12) / n) / max(self.p, 1e-12)
         self.human = np.sort(np.asarray(est.ring_to_answer_s, dtype=np.float64))
         self.other = np.sort(np.asarray(est.other_ring_s, dtype=np.float64))
         self.talk = np.sort(np.asarray(est.talk_s, dtype=np.float64))
@@ -284,6 +287,7 @@ class _Model:
         self.q = self._supply(view)  # (busy, grid)
         self.c = self._ringing(view)  # (ringing, grid)
         self.competing = view.competing_rate_per_s * self.s
+        self.pending = 0.0  # A(0), set by marginal_risks
 
     # --- the pieces --------------------------------------------------------------
 
@@ -321,28 +325,51 @@ class _Model:
     # --- risks -------------------------------------------------------------------
 
     def marginal_risks(self, cap: int, stop_above: float = 1.0) -> Array:
-        """``a(m)`` for m = 0 … cap (the risk of the (m+1)-th new call), increasing in m.
+        """``r(m)`` for m = 0 … cap: the risk the (m+1)-th new call adds, per human it
+        brings; non-decreasing in m. The larger of two parts:
 
-        The exact computation stops after the first risk above ``stop_above`` (the
-        caller would not launch that call, let alone the ones after it).
+        * its own chance of finding no agent: ``a(m)``, the humans answered before it
+          against the agents free by its answer plus ``τ`` (timing);
+        * what it adds to the shortfall at the end of the horizon, per human:
+          ``(A(m+1) − A(m)) / p`` with ``A(k) = E[(D_k(H) − S(H + τ))⁺]``. A call likely
+          to be answered before a crowd is safe itself, but takes the agent a later
+          answer needed: this part sees bursts that the first misses.
+
+        Sets :attr:`pending`: expected abandons among the calls already out. The exact
+        computation stops after the first risk above ``stop_above``.
         """
         x = self.p * self.f_new  # each new call: a human by s
         cap = max(cap, 0)
         if self.q.shape[0] + self.c.shape[0] <= EXACT_LIMIT and self.competing.max(initial=0.0) < 5.0:
-            return self._exact(cap, x, stop_above)
+            own, end = self._exact(cap, x, stop_above)
+        else:
+            own, end = self._normal(cap, x)
+        risks = np.maximum(own, np.diff(end) / self.p)
+        humans_coming = float(self.c[:, -1].sum()) if self.c.size else 0.0
+        self.pending = max(float(end[0]), self.waiting_shortfall() + humans_coming * float(own[0]))
+        return np.asarray(risks, dtype=np.float64)
+
+    def _normal(self, cap: int, x: Array) -> tuple[Array, Array]:
+        # S − D: supply by s + τ minus demand by s, as a normal with its mean and variance.
         base_mean = self.ready + self.q.sum(axis=0) - self.waiting - self.c.sum(axis=0) - self.competing
         base_var = (self.q * (1 - self.q)).sum(axis=0) + (self.c * (1 - self.c)).sum(axis=0) + self.competing
-        m = np.arange(cap + 1, dtype=np.float64)[:, None]
+        m = np.arange(cap + 2, dtype=np.float64)[:, None]
         mean = base_mean[None, :] - m * x[None, :]
-        var = base_var[None, :] + m * (x * (1 - x))[None, :]
-        # P(S − D ≤ 0) for an integer S − D: continuity correction at 0.5.
+        humans = self.c.sum(axis=0)[None, :] + m * x[None, :]  # expected humans by s
+        var = (
+            base_var[None, :]
+            + m * (x * (1 - x))[None, :]
+            + (self.p_relative_error * humans) ** 2  # an error in p moves them all at once
+        )
         sd = np.sqrt(np.maximum(var, 1e-12))
-        p_short = ndtr((0.5 - mean) / sd)
-        return np.asarray(p_short @ self.weights, dtype=np.float64)
+        # P(S − D ≤ 0) for an integer S − D: continuity correction at 0.5.
+        own = ndtr((0.5 - mean[:-1]) / sd[:-1]) @ self.weights
+        end = _normal_shortfall(mean[:, -1], var[:, -1])
+        return np.asarray(own, dtype=np.float64), end
 
-    def _exact(self, cap: int, x: Array, stop_above: float) -> Array:
+    def _exact(self, cap: int, x: Array, stop_above: float) -> tuple[Array, Array]:
         grid = len(self.s)
-        n_down = self.c.shape[0] + cap + self.waiting + _poisson_width(self.competing)
+        n_down = self.c.shape[0] + cap + 1 + self.waiting + _poisson_width(self.competing)
         width = self.ready + self.q.shape[0] + n_down + 1
         dist = np.zeros((grid, width))
         zero = n_down  # index of S − D = 0 before the ready agents are added
@@ -353,26 +380,25 @@ class _Model:
             dist = _shifted(dist, ci[:, None], up=False)
         if self.competing.max(initial=0.0) > 0:
             dist = _minus_poisson(dist, self.competing)
-        risks = []
+        shortfall = np.maximum(0.0, zero - np.arange(width, dtype=np.float64))  # humans lost at x
+        own: list[float] = []
+        end = [float(dist[-1] @ shortfall)]
         x_col = x[:, None]
         for _ in range(cap + 1):
-            risk = float(dist[:, : zero + 1].sum(axis=1) @ self.weights)
-            risks.append(risk)
-            if risk > stop_above:
-                break
+            own.append(float(dist[:, : zero + 1].sum(axis=1) @ self.weights))
             dist = _shifted(dist, x_col, up=False)
-        return np.asarray(risks)
+            end.append(float(dist[-1] @ shortfall))
+            if max(own[-1], (end[-1] - end[-2]) / self.p) > stop_above:
+                break
+        return np.asarray(own), np.asarray(end)
 
-    def pending_risk(self, first_risk: float) -> float:
-        """Expected abandons among humans waiting now and calls already ringing."""
-        short_now = 0.0
-        if self.waiting:
-            # Waiting humans have τ at most: those beyond the supply by τ are lost.
-            mean = self.ready + self.q[:, 0].sum() if self.q.size else float(self.ready)
-            var = float((self.q[:, 0] * (1 - self.q[:, 0])).sum()) if self.q.size else 0.0
-            short_now = _expected_excess(self.waiting, mean, var)
-        humans_coming = float(self.c[:, -1].sum()) if self.c.size else 0.0
-        return short_now + humans_coming * first_risk
+    def waiting_shortfall(self) -> float:
+        """Expected humans lost among those waiting now (they have τ at most)."""
+        if not self.waiting:
+            return 0.0
+        mean = self.ready + float(self.q[:, 0].sum()) if self.q.size else float(self.ready)
+        var = float((self.q[:, 0] * (1 - self.q[:, 0])).sum()) if self.q.size else 0.0
+        return float(_normal_shortfall(np.asarray([mean - self.waiting]), np.asarray([var]))[0])
 
 
 class Survival:
@@ -434,6 +460,15 @@ class Survival:
         return np.where(horizon[None, :] < 0, 0.0, np.clip(q, 0.0, 1.0))
 
 
+def _normal_shortfall(mean: Array, var: Array) -> Array:
+    """E[(−X)⁺] for X ~ Normal(mean, var), elementwise: the expected humans lost when
+    supply minus demand is X (for an integer X, the normal with a continuity
+    correction gives the same expression)."""
+    sd = np.sqrt(np.maximum(var, 1e-12))
+    z = -mean / sd
+    return np.asarray(-mean * ndtr(z) + sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi), dtype=np.float64)
+
+
 def _covers_ringing(view: PacingView) -> bool:
     """Have finished calls rung as long as the calls ringing now, and at least the
     legal minimum ring time? Until then the ring-time samples hold only the calls quick
@@ -483,15 +518,6 @@ def _minus_poisson(dist: Array, means: Array) -> Array:
                 out[row, :-k] += w * dist[row, k:]
                 out[row, 0] += w * dist[row, :k].sum()
     return out
-
-
-def _expected_excess(demand: int, mean: float, var: float) -> float:
-    """E[(demand − S)^+] for S ≈ Normal(mean, var) (exact when var = 0)."""
-    if var <= 1e-12:
-        return max(0.0, demand - mean)
-    sd = math.sqrt(var)
-    z = (demand - mean) / sd
-    return float((demand - mean) * ndtr(z) + sd * math.exp(-z * z / 2) / math.sqrt(2 * math.pi))
 
 
 def _predictive(settings: Mapping[str, Any], *, where: str) -> PacingPolicy:

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 from acd.agents import AgentState
 from acd.events import CallArrived, OverflowAction
@@ -56,6 +57,8 @@ from dialer.pacing import (
 DEFAULT_SAMPLES = 500
 """Recent calls behind the rolling estimates: enough for a stable mean and tail, short
 enough to follow a list whose answer rate drifts through the day."""
+
+_HUMAN, _MACHINE, _OTHER = range(3)  # dial outcome kinds in the estimates' samples
 
 OUTBOUND_PRIORITY = 100
 """Router priority of answered outbound humans: they have 2 s, an inbound caller minutes."""
@@ -180,10 +183,16 @@ class CampaignRunner:
         self._waiting = 0
         self._seq = 0
         # Rolling samples for the estimates: 1 = human, 0 = anything else.
-        self._results: deque[int] = deque(maxlen=samples)
-        self._machines: deque[int] = deque(maxlen=samples)  # among answers: 1 = machine
-        self._ring_human: deque[float] = deque(maxlen=samples)
-        self._ring_other: deque[float] = deque(maxlen=samples)
+        # Dial outcomes for the estimates, by *launch* cohort: a call enters ``_young``
+        # when launched and moves to ``_complete`` once every call launched with it
+        # must have ended (a ring timeout later). Rates taken in the order calls end
+        # would be biased: after a burst of dials the quick outcomes (busy, humans)
+        # arrive first and the no-answers a ring timeout later, so the human rate
+        # would read high, then near zero. Entry: [launched_at, kind, ring_s].
+        self._samples = samples
+        self._young: deque[list[Any]] = deque()
+        self._complete: deque[list[Any]] = deque()
+        self._entry: dict[str, list[Any]] = {}
         self._talk: deque[float] = deque(maxlen=samples)
         self._wrap: deque[float] = deque(maxlen=samples)
         self._last_minute: deque[tuple[float, str]] = deque()  # (launched, call id)
@@ -224,7 +233,7 @@ class CampaignRunner:
             ringing=ringing,
             humans_waiting=self._waiting,
             hopper_size=self.hopper.due_now(at),
-            estimates=self.estimates(),
+            estimates=self.estimates(at),
             dials_last_minute=minute_dials,
             abandons_last_minute=minute_drops,
             dials_today=self._today[0],
@@ -306,6 +315,9 @@ class CampaignRunner:
         self._seq += 1
         call_id = f"{self.campaign.name}-{self._seq}"
         self._calls[call_id] = _Call(call_id, lead_id, at, personal=personal)
+        entry: list[Any] = [at, None, math.nan]
+        self._young.append(entry)
+        self._entry[call_id] = entry
         self._ringing += 1
         self._dials += 1
         self._today[0] += 1
@@ -321,16 +333,24 @@ class CampaignRunner:
             personal,
         )
 
-    def estimates(self) -> RollingEstimates:
-        results = self._results
-        answers = self._machines
+    def estimates(self, at: float | None = None) -> RollingEstimates:
+        """Rates and ring times of the last ``samples`` complete launch cohorts (calls
+        launched at least a ring timeout before ``at``; without ``at``, as of the last
+        view), talk and wrap-up samples."""
+        if at is not None:
+            self._settle(at)
+        done = self._complete
+        human_rings = [e[2] for e in done if e[1] == _HUMAN]
+        other_rings = [e[2] for e in done if e[1] != _HUMAN]
+        machines = sum(1 for e in done if e[1] == _MACHINE)
+        answers = len(human_rings) + machines
         return RollingEstimates(
-            dials=len(results),
-            human_rate=sum(results) / len(results) if results else 0.0,
-            machine_share=sum(answers) / len(answers) if answers else 0.0,
-            ring_to_answer_mean_s=_mean(self._ring_human),
-            ring_to_answer_s=tuple(self._ring_human),
-            other_ring_s=tuple(self._ring_other),
+            dials=len(done),
+            human_rate=len(human_rings) / len(done) if done else 0.0,
+            machine_share=machines / answers if answers else 0.0,
+            ring_to_answer_mean_s=sum(human_rings) / len(human_rings) if human_rings else 0.0,
+            ring_to_answer_s=tuple(human_rings),
+            other_ring_s=tuple(other_rings),
             talk_mean_s=_mean(self._talk),
             talk_s=tuple(self._talk),
             wrap_mean_s=_mean(self._wrap),
@@ -349,11 +369,9 @@ class CampaignRunner:
         call = self._get(call_id, DialState.RINGING)
         self._ringing -= 1
         call.answered_at = at
-        self._machines.append(0 if human else 1)
+        self._resolved(call, _HUMAN if human else _MACHINE, at)
         if not human:
             call.state = DialState.MACHINE
-            self._results.append(0)
-            self._ring_other.append(at - call.launched_at)
             self._machine_answers += 1
             fp = self.campaign.amd_false_positive_rate
             if self.campaign.uk_rules and fp:
@@ -363,8 +381,6 @@ class CampaignRunner:
             return None
         call.state = DialState.WAITING
         self._waiting += 1
-        self._results.append(1)
-        self._ring_human.append(at - call.launched_at)
         lead = self.hopper.get(call.lead_id)
         return CallArrived(
             at,
@@ -403,8 +419,7 @@ class CampaignRunner:
             raise RunnerError(f"call {call_id}: {outcome} is an answer, report it with answered()")
         call = self._get(call_id, DialState.RINGING)
         self._ringing -= 1
-        self._results.append(0)
-        self._ring_other.append(at - call.launched_at)
+        self._resolved(call, _OTHER, at)
         self._finish(call, at, outcome, detail)
 
     def ended(self, at: float, call_id: str) -> None:
@@ -468,6 +483,24 @@ class CampaignRunner:
         )
 
     # --- internals ---------------------------------------------------------------
+
+    def _resolved(self, call: _Call, kind: int, at: float) -> None:
+        entry = self._entry.pop(call.call_id, None)
+        if entry is not None:
+            entry[1] = kind
+            entry[2] = at - call.launched_at
+
+    def _settle(self, at: float) -> None:
+        """Move the calls whose whole launch cohort has ended into the samples."""
+        edge = at - self.ring_timeout_s
+        young, done = self._young, self._complete
+        while young and young[0][0] <= edge:
+            entry = young.popleft()
+            if entry[1] is None:
+                continue  # never reported (a driver lost it): no evidence either way
+            done.append(entry)
+            if len(done) > self._samples:
+                done.popleft()
 
     def _get(self, call_id: str, state: DialState) -> _Call:
         call = self._calls.get(call_id)

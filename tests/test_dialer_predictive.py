@@ -111,18 +111,31 @@ def test_elapsed_talk_time_conditions_the_remaining_time() -> None:
     assert long_in < 0.8
 
 
-def test_exact_and_normal_computations_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exact_and_normal_computations_agree() -> None:
     rng = np.random.default_rng(3)
     v = view(ready=2, busy=tuple(rng.uniform(0, 200, 35)), ringing=tuple(rng.uniform(0, 10, 5)))
     model = _Model(v, 2.0)
     x = model.p * model.f_new
-    exact = model._exact(6, x, stop_above=2.0)
-    big = model.q.shape[0] + model.c.shape[0]
-    monkeypatch.setattr("dialer.predictive.EXACT_LIMIT", big - 1)  # the normal approximation, same model
-    normal = model.marginal_risks(6)
+    own_exact, end_exact = model._exact(6, x, stop_above=2.0)
+    own_normal, end_normal = model._normal(6, x)
     # 40 Bernoulli terms: the CLT with a continuity correction is within a few points.
-    assert np.max(np.abs(exact - normal)) < 0.03
-    assert np.all(np.diff(exact) >= -1e-12)
+    assert np.max(np.abs(own_exact - own_normal)) < 0.03
+    assert np.max(np.abs(end_exact - end_normal)) < 0.05
+    assert np.all(np.diff(own_exact) >= -1e-12) and np.all(np.diff(end_exact) >= -1e-12)
+
+
+def test_a_burst_counts_the_agents_it_takes_from_later_answers() -> None:
+    # 20 ready agents, humans answer 1-15 s after launch, nobody frees up: a call's own
+    # chance of finding an agent stays high while the burst is under ~20 humans on
+    # average, but the end-of-horizon shortfall grows as soon as it may exceed 20.
+    est = estimates(p=0.3, dials=HUGE, ring=tuple(np.linspace(1.0, 15.0, 60)), talk=(600.0,) * 50)
+    model = _Model(view(ready=20, busy=(1.0,) * 5, est=est), 2.0)
+    risks = model.marginal_risks(120, stop_above=2.0)
+    x = model.p * model.f_new
+    own, _ = model._exact(120, x, stop_above=2.0)
+    k = 80  # 24 humans expected from 80 calls against 20 agents
+    assert risks[k] > own[k] + 0.2
+    assert Predictive().dials_now(view(ready=20, busy=(1.0,) * 5, est=est)) < 70
 
 
 # --- the policy ----------------------------------------------------------------------

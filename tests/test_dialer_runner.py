@@ -120,7 +120,8 @@ def test_life_of_a_connected_human() -> None:
     (attempt,) = lead.attempts
     assert attempt.outcome is Outcome.HUMAN and attempt.agent_id == agent
     assert attempt.at == START and attempt.ended_at == START + 67.5
-    est = runner.estimates()
+    assert runner.estimates(START + 10).dials == 0  # its launch cohort may still be ringing
+    est = runner.estimates(START + 100)
     assert est.dials == 1 and est.human_rate == 1.0 and est.machine_share == 0.0
     assert est.ring_to_answer_s == (7.0,) and est.talk_mean_s == 60.0 and est.wrap_s == (10.0,)
     assert runner.ledger.counts(START + 100) == (1, 0)
@@ -136,7 +137,7 @@ def test_a_machine_is_hung_up_and_retried_next_day() -> None:
     assert totals.machines == 1 and totals.humans == 0 and totals.outcomes == {"machine": 1}
     lead = runner.hopper.get("L0")
     assert lead.state is LeadState.SCHEDULED and lead.next_due == START - 9 * HOUR_S + DAY_S
-    est = runner.estimates()
+    est = runner.estimates(START + 100)
     assert est.human_rate == 0.0 and est.machine_share == 1.0 and est.other_ring_s == (5.0,)
     assert runner.ledger.counts(START + 10) == (0, 0)  # machines are not in the ledger
 
@@ -158,7 +159,7 @@ def test_failures_retry_until_max_attempts() -> None:
     runner.failed(START + 700, again[0], Outcome.NO_ANSWER)
     assert lead.state is LeadState.MAX_ATTEMPTS and len(lead.attempts) == 2
     assert runner.totals().outcomes == {"busy": 1, "invalid": 1, "no_answer": 1}
-    assert runner.estimates().human_rate == 0.0 and runner.estimates().dials == 3
+    assert runner.estimates(START + 800).human_rate == 0.0 and runner.estimates().dials == 3
 
 
 def test_no_agent_within_two_seconds_is_a_safe_harbour_abandon() -> None:
@@ -394,3 +395,23 @@ def test_a_late_connect_blocks_a_uk_recall_like_any_abandon() -> None:
     runner.connected(START + 8, call, put_through(runner, router, arrived))  # 3 s: too late
     number = runner.hopper.get("L0").number
     assert runner.hopper.history.no_recall_until(number, START + 10) == START + 8 + 72 * HOUR_S
+
+
+def test_answer_rates_are_measured_by_launch_cohort_not_by_order_of_ending() -> None:
+    # A burst of 100 dials: busy signals end at 3 s, 10 humans answer at 8 s, the 60
+    # no-answers end at the 15 s timeout. Counted as they end, the human rate reads 25 %
+    # at 10 s and 2 % just after the timeouts; the cohort says 10 %, once it is complete.
+    runner, router = make(leads=100, agents=0, policy=FixedDials(100))
+    calls = pace(runner, router, START)
+    for call in calls[:30]:
+        runner.failed(START + 3, call, Outcome.BUSY)
+    for call in calls[30:40]:
+        arrived = runner.answered(START + 8, call, human=True)
+        assert arrived is not None
+        runner.abandoned(START + 10, call)
+    assert runner.estimates(START + 10).dials == 0  # the cohort is still ringing
+    for call in calls[40:]:
+        runner.failed(START + 15, call, Outcome.NO_ANSWER)
+    est = runner.estimates(START + 15)
+    assert est.dials == 100 and est.human_rate == pytest.approx(0.10)
+    assert sorted(set(est.other_ring_s)) == [3.0, 15.0] and est.ring_to_answer_s == (8.0,) * 10
