@@ -36,13 +36,20 @@ it within ``τ``, i.e. if supply by ``s + τ`` exceeds the humans ahead of it:
 
     a(k) = Σ_s  ΔF_H(s) · P( S(s + τ) − D_k(s) ≤ 0 )
 
+That is the call's own risk; a call answered before a crowd is safe itself but
+takes the agent a later answer needed, so the risk used is also at least the call's
+addition to the expected shortfall at the end of the horizon ``H``, per human:
+
+    r(k) = max( a(k), (A(k+1) − A(k)) / p ),   A(k) = E[(D_k(H) − S(H + τ))⁺]
+
 ``S − D`` is a sum of independent Bernoullis (and a Poisson): for small teams its
 distribution is computed exactly by convolution on the grid, for large ones with the
-normal approximation and a continuity correction (the sum of hundreds of terms).
+normal approximation and a continuity correction (the sum of hundreds of terms), plus
+the variance of the estimate of ``p``, which moves every call's humans together.
 
 *Decision.* Launch ``k`` calls, the largest number with
 
-    a(m) ≤ θ for every m < k,        E_pending + p·Σ_{m<k} a(m) ≤ B,
+    r(m) ≤ θ for every m < k,        E_pending + p·Σ_{m<k} r(m) ≤ B,
     in progress + busy + k ≤ max_dial_level × working agents,
 
 and, on a team inbound calls do not share, never fewer than progressive would.
@@ -69,7 +76,7 @@ in which the calls running now are censored observations: finished calls alone a
 biased short at the start of a shift. Below ``min_dials`` completed dials, without talk
 and answer-time samples, or until finished calls have rung as long as the ringing ones
 (and the legal 15 s), the policy dials progressively. Above, ``p`` is replaced by its
-upper one-sigma Wilson bound: with few samples, fewer calls, not more abandons.
+upper two-sigma Wilson bound: with few samples, fewer calls, not more abandons.
 
 ``docs/pacing.md`` has the same model with its equations typeset.
 """
@@ -254,7 +261,7 @@ class _Model:
     def __init__(self, view: PacingView, tolerance_s: float) -> None:
         est = view.estimates
         n = est.dials
-        # Upper one-sigma Wilson bound of the human-answer rate: few samples, fewer calls.
+        # Upper two-sigma Wilson bound of the human-answer rate: few samples, fewer calls.
         p_hat = est.human_rate
         z = 2.0
         centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
