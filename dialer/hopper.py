@@ -162,6 +162,16 @@ class Hopper:
     def __contains__(self, lead_id: object) -> bool:
         return lead_id in self._slots
 
+    def has_number(self, e164: str) -> bool:
+        """Whether a lead of this hopper has this number (list imports merge on it)."""
+        return e164 in self._by_number
+
+    def leads_with_number(self, e164: str) -> list[str]:
+        return list(self._by_number.get(e164, ()))
+
+    def lead_ids(self) -> list[str]:
+        return list(self._slots)
+
     def get(self, lead_id: str) -> Lead:
         return self._slot(lead_id).lead
 

@@ -159,6 +159,7 @@ class CampaignRunner:
         acd_queue: str | None = None,
         samples: int = DEFAULT_SAMPLES,
         ring_timeout_s: float | None = None,
+        call_prefix: str | None = None,
     ) -> None:
         if hopper.campaign is not campaign and hopper.campaign.name != campaign.name:
             raise RunnerError(f"the hopper belongs to campaign {hopper.campaign.name!r}")
@@ -182,6 +183,9 @@ class CampaignRunner:
         self._ringing = 0
         self._waiting = 0
         self._seq = 0
+        # Call ids are ``<prefix>-<n>``: a live driver gives a prefix no earlier run
+        # used (the call id is the channel's Uniqueid, which Asterisk wants unique).
+        self._prefix = campaign.name if call_prefix is None else call_prefix
         # Rolling samples for the estimates: 1 = human, 0 = anything else.
         # Dial outcomes for the estimates, by *launch* cohort: a call enters ``_young``
         # when launched and moves to ``_complete`` once every call launched with it
@@ -313,7 +317,7 @@ class CampaignRunner:
     def _launch(self, at: float, lead_id: str, personal: str | None) -> Dial:
         lead = self.hopper.get(lead_id)
         self._seq += 1
-        call_id = f"{self.campaign.name}-{self._seq}"
+        call_id = f"{self._prefix}-{self._seq}"
         self._calls[call_id] = _Call(call_id, lead_id, at, personal=personal)
         entry: list[Any] = [at, None, math.nan]
         self._young.append(entry)

@@ -1,0 +1,170 @@
+"""The campaign manager: imports, dialling books and restarts, on memory and Redis.
+
+A "restart" is a new manager built on the same backend (the same Redis, or the same
+memory dicts): everything it knows must come from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from acd.errors import InputError
+from ccd.kv import Kv, MemoryKv, RedisKv
+from ccd.outbound import OutboundError, OutboundManager
+from ccd.store import Store
+from dialer.leads import LeadState, Outcome
+from dialer.runner import AgentPicture
+
+NOON_NY = datetime(2026, 1, 7, 17, 0, tzinfo=UTC).timestamp()  # a Wednesday, 12:00 in New York
+SPEC = {"name": "spring", "caller_id": "+12025550100", "queue": "sales", "dial_mode": "progressive"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = NOON_NY
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def csv_rows(n: int, start: int = 0) -> bytes:
+    lines = ["phone,first_name"] + [f"(202) 555-{i:04d},p{i}" for i in range(start, start + n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def kv_factory(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], Kv]]:
+    if request.param == "memory":
+        shared = MemoryKv()
+        yield lambda: shared
+        return
+    url = request.getfixturevalue("redis_url")
+    opened: list[Kv] = []
+
+    def make() -> Kv:
+        opened.append(RedisKv(url))
+        return opened[-1]
+
+    yield make
+    for kv in opened:
+        await kv.close()
+
+
+async def _manager(kv_factory: Callable[[], Kv], clock: Clock) -> OutboundManager:
+    m = OutboundManager(Store(kv_factory()), now=clock)
+    await m.load()
+    return m
+
+
+AGENTS = frozenset({"a1", "a2", "a3"})
+PICTURE = AgentPicture(3, 3, ready_ids=AGENTS, logged_in_ids=AGENTS)
+
+
+async def test_import_report_and_merge(kv_factory: Callable[[], Kv]) -> None:
+    clock = Clock()
+    m = await _manager(kv_factory, clock)
+    await m.create(SPEC, "mgr")
+    data = csv_rows(5) + b"not a number,x\n(202) 555-0001,dup\n"
+    report = await m.import_leads("spring", chunks(data), source="a.csv", who="mgr")
+    assert (report["rows"], report["imported"], report["merged"], report["rejected"]) == (7, 5, 1, 1)
+    [problem] = report["problems"]
+    assert problem.startswith("line 7, phone: ")
+    again = await m.import_leads("spring", chunks(csv_rows(8)), source="b.csv", who="mgr")
+    assert (again["imported"], again["merged"]) == (3, 5)  # numbers of the first list are merged
+    p = m.progress("spring")
+    assert p["leads"]["total"] == 8 and p["status"] == "stopped"
+    with pytest.raises(OutboundError, match="already imported"):
+        await m.import_leads("spring", chunks(csv_rows(1)), source="c.csv", who="mgr", list_id="list1")
+
+
+async def test_bad_campaign_specs_name_the_key(kv_factory: Callable[[], Kv]) -> None:
+    m = await _manager(kv_factory, Clock())
+    with pytest.raises(InputError, match="max_attempts"):
+        await m.create({**SPEC, "max_attempts": 0}, "mgr")
+    with pytest.raises(InputError, match="colour"):
+        await m.create({**SPEC, "colour": "red"}, "mgr")
+    assert m.campaigns == {} and await m.store.campaigns() == []
+
+
+async def test_dialling_survives_a_restart(kv_factory: Callable[[], Kv]) -> None:
+    clock = Clock()
+    m = await _manager(kv_factory, clock)
+    await m.create(SPEC, "mgr")
+    await m.import_leads("spring", chunks(csv_rows(10)), source="a.csv", who="mgr")
+    assert await m.launch("spring", clock(), PICTURE) == []  # stopped: no dials
+    await m.set_status("spring", "start", "mgr")
+    dials = await m.launch("spring", clock(), PICTURE)
+    assert len(dials) == 3  # progressive: one per ready agent
+    first, second, third = dials
+    # Each attempt is on record before its Originate would be sent.
+    assert {f.call_id for f in await m.store.inflight("spring")} == {d.call_id for d in dials}
+    clock.t += 4
+    m.failed(clock(), first.call_id, Outcome.BUSY, "busy")
+    arrived = m.answered(clock(), second.call_id, human=True)
+    assert arrived is not None and arrived.queue == "outbound:spring"
+    m.connected(clock() + 0.5, second.call_id, "a1")
+    clock.t += 60
+    m.ended(clock(), second.call_id)
+    await m.flush()
+    p = m.progress("spring")
+    assert (p["dials"], p["connects"], p["outcomes"]) == (3, 1, {"busy": 1, "human": 1})
+
+    # kill -9 here: the third call is still ringing.
+    clock.t += 5
+    m2 = await _manager(kv_factory, clock)
+    live = m2.get("spring")
+    assert live.status == "running"
+    lead3 = live.hopper.get(third.lead_id)
+    assert lead3.state is LeadState.SCHEDULED  # not dialled again straight away
+    assert [a.outcome for a in lead3.attempts] == [Outcome.FAILED]
+    assert "restarted" in lead3.attempts[0].detail
+    assert await m2.store.inflight("spring") == []
+    lead1 = live.hopper.get(first.lead_id)
+    assert [a.outcome for a in lead1.attempts] == [Outcome.BUSY]
+    assert m2.progress("spring")["outcomes"] == {"busy": 1, "human": 1, "failed": 1}
+    assert live.ledger.counts(clock()) == (1.0, 0.0)  # the connect is still in the window
+    again = await m2.launch("spring", clock(), PICTURE)
+    assert {d.lead_id for d in again}.isdisjoint({first.lead_id, second.lead_id, third.lead_id})
+    assert {d.call_id for d in again}.isdisjoint({d.call_id for d in dials})  # ids never reused
+    trail = await m2.store.audit(f"lead:spring:{second.lead_id}")
+    assert [(e.who, e.what, e.detail["outcome"]) for e in trail] == [("a1", "attempt", "human")]
+
+
+async def test_dnc_stops_leads_and_survives(kv_factory: Callable[[], Kv]) -> None:
+    clock = Clock()
+    m = await _manager(kv_factory, clock)
+    await m.create(SPEC, "mgr")
+    await m.import_leads("spring", chunks(csv_rows(4)), source="a.csv", who="mgr")
+    dnc = b"number\n+12025550001\n2025550002\nrubbish\n"
+    report = await m.import_dnc(None, chunks(dnc), source="d.csv", who="mgr")
+    assert (report["added"], report["leads_stopped"], report["rejected"]) == (2, 2, 1)
+    await m.add_dnc("(202) 555-0003", "spring", "mgr")
+    m2 = await _manager(kv_factory, clock)
+    states = m2.progress("spring")["leads"]["by_state"]
+    assert states == {"dnc": 3, "new": 1}
+    why = m2.why("spring", "list1-3")
+    assert why["reason"] == "dnc_global"
+
+
+async def test_concurrent_uploads_all_land(kv_factory: Callable[[], Kv]) -> None:
+    m = await _manager(kv_factory, Clock())
+    await m.create(SPEC, "mgr")
+    reports = await asyncio.gather(
+        *(
+            m.import_leads("spring", chunks(csv_rows(50, 100 * k), 64), source=f"{k}.csv", who="mgr")
+            for k in range(4)
+        )
+    )
+    assert sorted(r["list"] for r in reports) == ["list1", "list2", "list3", "list4"]
+    assert sum(r["imported"] for r in reports) == 200
+    m2 = await _manager(kv_factory, Clock())
+    assert m2.progress("spring")["leads"]["total"] == 200
