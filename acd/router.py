@@ -262,11 +262,7 @@ class Router:
         self._skill_queues: dict[str, list[_Queue]] = {}
         self._open_queues: list[_Queue] = []  # queues with no skill requirement at some level
         for q in self._queues.values():
-            needed = set(q.config.skills)
-            if not needed or any(not skills for _, skills, _ in q.config.levels()):
-                self._open_queues.append(q)
-            for skill in needed:
-                self._skill_queues.setdefault(skill, []).append(q)
+            self._index(q)
         self._agents: dict[str, _Agent] = {}
         self._groups: dict[str, GroupStats] = {}
         self._calls: dict[str, _Call] = {}
@@ -274,6 +270,13 @@ class Router:
         self._seq = itertools.count(1)
         self._offer_seq = itertools.count(1)
         self._head_seq = itertools.count(1)
+
+    def _index(self, q: _Queue) -> None:
+        needed = set(q.config.skills)
+        if not needed or any(not skills for _, skills, _ in q.config.levels()):
+            self._open_queues.append(q)
+        for skill in needed:
+            self._skill_queues.setdefault(skill, []).append(q)
 
     # --- driver interface -----------------------------------------------------------
 
@@ -357,6 +360,25 @@ class Router:
                 q.members.add(agent)
         if was_ready:
             self._become_ready(agent, out)
+        return out
+
+    def add_queue(self, cfg: QueueConfig) -> list[Command]:
+        """A queue added while running (an outbound campaign created through the API).
+
+        Every agent's memberships are worked out again, as if re-registered, so the
+        agents whose skills fit serve the new queue at once."""
+        if cfg.name in self._queues:
+            raise InputError(f"queue {cfg.name!r}", "is defined twice")
+        rule = cfg.overflow
+        if rule is not None and rule.target is not None and rule.target not in self._queues:
+            raise InputError(f"queue {cfg.name!r}: overflow", f"unknown target queue {rule.target!r}")
+        policy = get_policy(cfg.policy, where=f"queue {cfg.name!r}: policy")
+        q = _Queue(cfg, policy, QueueStats(cfg.service_target_s, cfg.short_abandon_s, self.now))
+        self._queues[cfg.name] = q
+        self._index(q)
+        out: list[Command] = []
+        for agent in list(self._agents.values()):
+            out += self.register_agent(agent.profile)
         return out
 
     def start_new_day(self) -> None:

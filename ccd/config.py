@@ -52,6 +52,16 @@ class AgentSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """How outbound calls reach the network: the trunk, and the limits it imposes."""
+
+    trunk: str = "trunk"  # Originate to PJSIP/<number>@<trunk>
+    max_channels: int = 100  # outbound calls up at once, all campaigns (the trunk's size)
+    max_cps: float = 10.0  # new calls per second per campaign (carrier terms)
+    pace_every_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     source: str
     listen_host: str = "127.0.0.1"
@@ -65,6 +75,10 @@ class ServiceConfig:
     max_hold_s: float = 300.0
     queues: tuple[QueueConfig, ...] = ()
     agents: tuple[AgentSettings, ...] = ()
+    # token -> who, for the audit trail: the token's name, never the token itself.
+    token_names: Mapping[str, str] = field(default_factory=dict, repr=False)
+    store_url: str | None = field(default=None, repr=False)  # None: in memory; redis://…
+    outbound: OutboundSettings = OutboundSettings()
 
 
 def parse_listen(value: str, where: str) -> tuple[str, int]:
@@ -145,16 +159,50 @@ def _parse(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Serv
     ami_r.done()
 
     tokens: dict[str, str] = {}
+    token_names: dict[str, str] = {}
     for t in top.tables("tokens"):
         role = t.text("role")
         if role not in ROLES:
             raise InputError(t.at("role"), f"unknown role {role!r} (known: {', '.join(ROLES)})")
         value = _secret(t, "token_env", env, required=False)
+        name = t.text("name", t.text("token_env", "") or role)
         t.done()
         if value:
             if len(value) < 16:
                 raise InputError(t.at("token_env"), "the token is shorter than 16 characters")
             tokens[value] = role
+            token_names[value] = name
+
+    store = top.table("store", {})
+    assert store is not None
+    if store.has("url") and store.has("url_env"):
+        raise InputError(store.at("url"), "give url or url_env, not both")
+    store_url = (
+        store.text("url", "memory:")
+        if not store.has("url_env")
+        else _secret(store, "url_env", env, required=True)
+    )
+    if "@" in store_url and store.has("url"):
+        raise InputError(
+            store.at("url"), "a URL with a password is a secret: name an environment variable in url_env"
+        )
+    if not store_url.startswith(("memory:", "redis://", "rediss://", "unix://")):
+        raise InputError(
+            store.at("url"), f"{store_url.split('@')[-1]!r}: use memory: or redis://host:port/db"
+        )
+    store.done()
+
+    out_r = top.table("outbound", {})
+    assert out_r is not None
+    outbound = OutboundSettings(
+        trunk=out_r.text("trunk", "trunk"),
+        max_channels=out_r.integer("max_channels", 100, minimum=1),
+        max_cps=out_r.number("max_cps", 10.0, minimum=0.1),
+        pace_every_s=out_r.duration("pace_every", "1s"),
+    )
+    if not _AGENT_ID.match(outbound.trunk):
+        raise InputError(out_r.at("trunk"), f"{outbound.trunk!r}: letters, digits, '.', '_' or '-'")
+    out_r.done()
 
     acd = top.table("acd", {})
     assert acd is not None
@@ -215,6 +263,9 @@ def _parse(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Serv
         trust_loopback=trust_loopback,
         ami=ami,
         tokens=tokens,
+        token_names=token_names,
+        store_url=None if store_url == "memory:" else store_url,
+        outbound=outbound,
         call_selection=selection,
         ring_timeout_s=ring_timeout,
         max_hold_s=max_hold,

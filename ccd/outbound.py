@@ -541,13 +541,19 @@ class OutboundManager:
         return [c for c in self.campaigns.values() if c.status == "running"]
 
     async def launch(
-        self, name: str, at: float, picture: AgentPicture, *, competing_rate_per_s: float = 0.0
+        self,
+        name: str,
+        at: float,
+        picture: AgentPicture,
+        *,
+        competing_rate_per_s: float = 0.0,
+        max_dials: int | None = None,
     ) -> list[Dial]:
         """Pace one campaign; every dial returned is already on record in the store."""
         live = self.get(name)
         if live.status != "running":
             return []
-        dials = live.runner.pace(at, picture, competing_rate_per_s=competing_rate_per_s)
+        dials = live.runner.pace(at, picture, competing_rate_per_s=competing_rate_per_s, max_dials=max_dials)
         for d in dials:
             self._calls[d.call_id] = (live, d.lead_id)
             self._journal += self.store.begin_dial_ops(name, d.call_id, live.hopper.get(d.lead_id), at)

@@ -252,15 +252,25 @@ class CampaignRunner:
             competing_rate_per_s=competing_rate_per_s,
         )
 
-    def pace(self, at: float, agents: AgentPicture, *, competing_rate_per_s: float = 0.0) -> list[Dial]:
+    def pace(
+        self,
+        at: float,
+        agents: AgentPicture,
+        *,
+        competing_rate_per_s: float = 0.0,
+        max_dials: int | None = None,
+    ) -> list[Dial]:
         """Ask the policy how many calls to launch and serve that many leads.
 
         A callback booked by an agent goes to that agent when they are ready (a
         personal call: see :class:`Dial`); while they are busy it waits, looked at
         again every :data:`CALLBACK_RETRY_S`, for up to :data:`CALLBACK_GRACE_S` after
         it fell due; then, or if they have logged out, anyone takes it.
+        ``max_dials`` caps the policy's answer (trunk channels, a calls-per-second cap).
         """
         wanted = self.policy.dials_now(self.view(at, agents, competing_rate_per_s=competing_rate_per_s))
+        if max_dials is not None:  # the driver's limits: free trunk channels, calls per second
+            wanted = min(wanted, max(0, max_dials))
         dials: list[Dial] = []
         free = set(agents.ready_ids)
         while len(dials) < wanted:

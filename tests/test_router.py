@@ -606,3 +606,16 @@ def test_a_personal_call_is_anyones_once_answered() -> None:
     r.handle(CallArrived(1, "p1", "q", agent_id="a"))
     r.handle(CallAnswered(1, "p1", "a"))
     assert connects(r.handle(CallTransferred(10, "p1", "other"))) == [("p1", "b")]
+
+
+def test_a_queue_added_while_running_is_served_at_once() -> None:
+    r = make(QueueConfig("q", skills={"s": 0.5}), agents={"a": {"s": 1}, "b": {"t": 1}})
+    login(r, 0, "a", "b")
+    assert connects(r.handle(CallArrived(1, "c1", "q"))) == [("c1", "a")]
+    assert r.add_queue(QueueConfig("new", skills={"t": 0.5})) == []
+    assert connects(r.handle(CallArrived(2, "c2", "new"))) == [("c2", "b")]  # b was ready already
+    assert r.agents_by_state("new")[AgentState.RESERVED] == 1
+    with pytest.raises(InputError, match="defined twice"):
+        r.add_queue(QueueConfig("new"))
+    with pytest.raises(InputError, match="unknown target"):
+        r.add_queue(QueueConfig("x", overflow=OverflowRule(OverflowAction.QUEUE, "nowhere")))

@@ -71,3 +71,35 @@ def test_listen_forms() -> None:
     assert parse_listen("127.0.0.1:8080", "x") == ("127.0.0.1", 8080)
     assert parse_listen("[::1]:9000", "x") == ("::1", 9000)
     assert parse_listen("localhost:1", "x") == ("localhost", 1)
+
+
+def test_store_and_outbound_settings() -> None:
+    cfg = parse_config(_base(), source="c.toml", env={})
+    assert cfg.store_url is None and cfg.outbound.trunk == "trunk"
+    env = {"CCD_REDIS": "redis://:pw@127.0.0.1:6379/2", "T": "manager-token-0123456789"}
+    data = _base(
+        store={"url_env": "CCD_REDIS"},
+        outbound={"trunk": "carrier-a", "max_channels": 30, "max_cps": 2.5, "pace_every": "500ms"},
+        tokens=[{"role": "manager", "token_env": "T", "name": "mary"}],
+    )
+    cfg = parse_config(data, source="c.toml", env=env)
+    assert cfg.store_url == "redis://:pw@127.0.0.1:6379/2" and "pw" not in repr(cfg)
+    assert (cfg.outbound.max_channels, cfg.outbound.max_cps, cfg.outbound.pace_every_s) == (30, 2.5, 0.5)
+    assert cfg.token_names == {"manager-token-0123456789": "mary"}
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"store": {"url": "redis://:secret@host:6379"}}, "store.url: a URL with a password is a secret"),
+        ({"store": {"url": "postgres://x"}}, "store.url: 'postgres://x': use memory: or redis://"),
+        ({"store": {"url_env": "NOPE"}}, "store.url_env: environment variable NOPE is not set"),
+        ({"outbound": {"max_channels": 0}}, "outbound.max_channels"),
+        ({"outbound": {"trunk": "a b"}}, "outbound.trunk"),
+        ({"outbound": {"speed": 1}}, "outbound.speed"),
+    ],
+)
+def test_bad_store_and_outbound_settings(data: dict[str, object], problem: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_config(_base(**data), source="c.toml", env={})
+    assert problem in str(err.value)
