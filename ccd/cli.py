@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from acd.errors import InputError
-from ccd import pbx_command, serve_command, simulate_command, staff_command
+from ccd import campaign_command, pbx_command, serve_command, simulate_command, staff_command
 
 EXIT_BAD_INPUT = 2
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_command.add_parser(sub)
     serve_command.add_parser(sub)
     pbx_command.add_parser(sub)
+    campaign_command.add_parser(sub)
     return parser
 
 

@@ -9,7 +9,8 @@ queue, state, window, outcome, action, never a call id or a caller's number.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -56,6 +57,10 @@ class Metrics:
         self.ami_actions = Counter("ccd_ami_actions", "AMI actions sent", ["action", "result"], registry=r)
         self.resyncs = Counter("ccd_resyncs", "State reconciliations after a (re)connect", registry=r)
         r.register(_RouterCollector(router_of))
+
+    def watch_campaigns(self, progress: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Per-campaign gauges and counters, read from the campaigns' progress at scrape time."""
+        self.registry.register(_CampaignCollector(progress))
 
     def on_record(self, rec: CallRecord) -> None:
         """Router observer: one call leaving one queue."""
@@ -117,3 +122,50 @@ class _RouterCollector(Collector):
                 asa.add_metric([name, window], w.asa_s)
                 abandon.add_metric([name, window], w.abandon_rate)
         yield from (waiting, longest, sl, asa, abandon)
+
+
+class _CampaignCollector(Collector):
+    """Outbound figures per campaign (label ``campaign``; outcomes and states are closed sets)."""
+
+    def __init__(self, progress: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        self._progress = progress
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        dials = CounterMetricFamily(
+            "ccd_campaign_dials", "Completed dials by outcome", labels=["campaign", "outcome"]
+        )
+        rate = GaugeMetricFamily(
+            "ccd_campaign_abandon_rate",
+            "Abandoned / human answers over the campaign's legal window",
+            labels=["campaign"],
+        )
+        target = GaugeMetricFamily(
+            "ccd_campaign_abandon_target", "The campaign's abandon rate ceiling", labels=["campaign"]
+        )
+        level = GaugeMetricFamily(
+            "ccd_campaign_dial_level", "Calls in progress per logged-in agent", labels=["campaign"]
+        )
+        hopper = GaugeMetricFamily(
+            "ccd_campaign_hopper_size", "Leads due and inside their window", labels=["campaign"]
+        )
+        progress_ = GaugeMetricFamily(
+            "ccd_campaign_calls_in_progress",
+            "Calls ringing or answered and waiting",
+            labels=["campaign", "state"],
+        )
+        leads = GaugeMetricFamily("ccd_campaign_leads", "Leads by state", labels=["campaign", "state"])
+        running = GaugeMetricFamily("ccd_campaign_running", "1 while the campaign dials", labels=["campaign"])
+        for p in self._progress():
+            name = str(p["campaign"])
+            for outcome, n in p["outcomes"].items():
+                dials.add_metric([name, outcome], n)
+            rate.add_metric([name], p["abandon_rate"]["rate"])
+            target.add_metric([name], p["abandon_rate"]["target"])
+            level.add_metric([name], p["dial_level"])
+            hopper.add_metric([name], p["hopper_size"])
+            for state, n in p["in_progress"].items():
+                progress_.add_metric([name, state], n)
+            for state, n in p["leads"]["by_state"].items():
+                leads.add_metric([name, state], n)
+            running.add_metric([name], 1.0 if p["status"] == "running" else 0.0)
+        yield from (dials, rate, target, level, hopper, progress_, leads, running)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -122,6 +123,8 @@ class OutboundManager:
         self._flushing: asyncio.Lock = asyncio.Lock()
         self.write_errors = 0
         self.max_upload = MAX_UPLOAD
+        # Numbers are validated in this many processes for a big list (one per core).
+        self.import_workers = os.cpu_count() or 1
 
     # --- start ------------------------------------------------------------------------
 
@@ -312,6 +315,7 @@ class OutboundManager:
                     source=source,
                     region=live.campaign.default_region,
                     id_prefix=f"{lid}-",
+                    workers=self.import_workers,
                 )
             fresh: list[Lead] = []
             merged = read.merged

@@ -19,16 +19,23 @@ data it lacks, and the merge is counted.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
+import itertools
+import multiprocessing
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from acd.errors import InputError
-from dialer.leads import DEFAULT_REGION, Lead, new_lead, normalise_number
+from dialer.leads import DEFAULT_REGION, Lead, ZoneSource, new_lead, normalise_number
 
 NUMBER_COLUMNS = ("phone", "number", "phone_number", "msisdn", "telephone")
 DELIMITERS = ",;\t|"
+_NO_DATA: MappingProxyType[str, str] = MappingProxyType({})
 MAX_FIELD = 4096
 """Longest cell accepted: a CSV of 1 GB of garbage fails on its first giant cell."""
 
@@ -117,58 +124,138 @@ def _number_column(header: list[str], source: str) -> str:
     )
 
 
+PARALLEL_CHUNK = 4000
+"""Rows per task when a big list is validated in worker processes."""
+PARALLEL_MIN_ROWS = 20_000
+"""Below this a list is validated in-process: starting workers would cost more."""
+
+_Checked = tuple[Any, ...]
+"""A validated row: ``("ok", line, lead_id, e164, zones, zone source, priority, data)``
+or ``("bad", line, lead_id, column, reason)`` (plain tuples: they cross processes)."""
+
+
+def _check_row(
+    line: int, row: list[str], header: list[str], number_col: str, region: str, id_prefix: str
+) -> _Checked:
+    """Validate one row; pure, so it can run in a worker process."""
+    cells = {name: row[i].strip() for i, name in enumerate(header)}
+    lead_id = cells.get("lead_id") or f"{id_prefix}{line}"
+    priority = 0
+    if cells.get("priority"):
+        try:
+            priority = int(cells["priority"])
+        except ValueError:
+            return ("bad", line, lead_id, "priority", f"{cells['priority']!r} is not a whole number")
+    data = {k: v for k, v in cells.items() if v and k not in (number_col, "lead_id", "timezone", "priority")}
+    try:
+        lead = new_lead(
+            lead_id,
+            cells[number_col],
+            region=region,
+            zone=cells.get("timezone") or None,
+            priority=priority,
+            data=data,
+            where=f"line {line}",
+        )
+    except InputError as exc:
+        column = exc.where.rpartition(".")[2]
+        column = {"number": number_col, "zone": "timezone"}.get(column, column)
+        return ("bad", line, lead_id, column, exc.problem)
+    return ("ok", line, lead_id, lead.number, lead.zones, lead.zone_source.value, priority, data)
+
+
+def _check_rows(
+    rows: list[tuple[int, list[str]]], header: list[str], number_col: str, region: str, id_prefix: str
+) -> list[_Checked]:
+    return [_check_row(line, row, header, number_col, region, id_prefix) for line, row in rows]
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One pool per size for the process's life, started by forkserver: forking a
+    service with threads and an event loop is unsafe, and a fresh pool per list would
+    cost a second of start-up each time."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS[workers] = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+    return pool
+
+
+def _checked_rows(
+    rows: Iterator[tuple[int, list[str]]],
+    header: list[str],
+    number_col: str,
+    region: str,
+    id_prefix: str,
+    workers: int,
+) -> Iterator[_Checked]:
+    """Every row validated, in file order; big lists in parallel, a bounded number of
+    chunks in flight (memory stays flat whatever the list's size)."""
+    first = list(itertools.islice(rows, PARALLEL_MIN_ROWS))
+    if workers <= 1 or len(first) < PARALLEL_MIN_ROWS:
+        yield from _check_rows(first, header, number_col, region, id_prefix)
+        for line, row in rows:
+            yield _check_row(line, row, header, number_col, region, id_prefix)
+        return
+    pool = _pool(workers)
+    chunks = itertools.chain(
+        (first[i : i + PARALLEL_CHUNK] for i in range(0, len(first), PARALLEL_CHUNK)),
+        iter(lambda: list(itertools.islice(rows, PARALLEL_CHUNK)), []),
+    )
+    pending: collections.deque[Future[list[_Checked]]] = collections.deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_check_rows, chunk, header, number_col, region, id_prefix))
+        if len(pending) >= 2 * workers:
+            yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
+
+
 def read_leads(
-    lines: Iterable[str], *, source: str = "leads.csv", region: str = DEFAULT_REGION, id_prefix: str = ""
+    lines: Iterable[str],
+    *,
+    source: str = "leads.csv",
+    region: str = DEFAULT_REGION,
+    id_prefix: str = "",
+    workers: int = 1,
 ) -> LeadImport:
     """Read a lead list; bad rows become :class:`Problem` entries, good ones leads.
 
     ``lines`` is text (see :func:`text_lines` for bytes); lead ids are the ``lead_id``
-    column or ``<id_prefix><line>``.
+    column or ``<id_prefix><line>``. ``workers`` > 1 validates a big list in that many
+    processes (numbers and zones are most of the cost); the result is the same.
     """
     header, rows = _rows(lines, source)
     number_col = _number_column(header, source)
-    index = {name: i for i, name in enumerate(header)}
     out = LeadImport()
+    width = len(header)
+
+    def shaped() -> Iterator[tuple[int, list[str]]]:
+        for line, row in rows:
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            out.rows += 1
+            if len(row) != width:
+                out.problems.append(Problem(line, "row", f"{len(row)} fields where the header has {width}"))
+                continue
+            yield line, row
+
     by_number: dict[str, Lead] = {}
     ids: set[str] = set()
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue  # blank line
-        out.rows += 1
-        if len(row) != len(header):
-            out.problems.append(Problem(line, "row", f"{len(row)} fields where the header has {len(header)}"))
-            continue
-        cells = {name: row[i].strip() for name, i in index.items()}
-        lead_id = cells.get("lead_id") or f"{id_prefix}{line}"
+    for checked in _checked_rows(shaped(), header, number_col, region, id_prefix, workers):
+        line, lead_id = checked[1], checked[2]
         if lead_id in ids:
             out.problems.append(Problem(line, "lead_id", f"{lead_id!r} is used by an earlier row"))
             continue
-        priority = 0
-        if cells.get("priority"):
-            try:
-                priority = int(cells["priority"])
-            except ValueError:
-                out.problems.append(Problem(line, "priority", f"{cells['priority']!r} is not a whole number"))
-                continue
-        data = {
-            k: v for k, v in cells.items() if v and k not in (number_col, "lead_id", "timezone", "priority")
-        }
-        try:
-            lead = new_lead(
-                lead_id,
-                cells[number_col],
-                region=region,
-                zone=cells.get("timezone") or None,
-                priority=priority,
-                data=data,
-                where=f"line {line}",
-            )
-        except InputError as exc:
-            column = exc.where.rpartition(".")[2]
-            column = {"number": number_col, "zone": "timezone"}.get(column, column)
-            out.problems.append(Problem(line, column, exc.problem))
+        if checked[0] == "bad":
+            out.problems.append(Problem(line, checked[3], checked[4]))
             continue
-        first = by_number.get(lead.number)
+        _, _, _, e164, zones, zone_source, priority, data = checked
+        first = by_number.get(e164)
         if first is not None:
             missing = {k: v for k, v in data.items() if k not in first.data}
             if missing:
@@ -176,8 +263,17 @@ def read_leads(
             out.merged += 1
             continue
         ids.add(lead_id)
-        by_number[lead.number] = lead
+        lead = Lead(
+            lead_id,
+            e164,
+            zones,
+            ZoneSource(zone_source),
+            priority,
+            MappingProxyType(data) if data else _NO_DATA,
+        )
+        by_number[e164] = lead
         out.leads.append(lead)
+    out.problems.sort(key=lambda p: p.line)
     return out
 
 

@@ -177,17 +177,26 @@ def parse_number(
     raw: str, *, region: str = DEFAULT_REGION, where: str = "number"
 ) -> phonenumbers.PhoneNumber:
     """The parsed number, or InputError saying what is wrong with it and where."""
+    return _parse_typed(raw, region, where)[0]
+
+
+def _parse_typed(raw: str, region: str, where: str) -> tuple[phonenumbers.PhoneNumber, int]:
+    """The parsed number and its type. Validity *is* "the type is known" (that is what
+    ``is_valid_number`` computes, from the region the number itself implies), so the
+    type is worked out once: it is most of the cost of a list import, and the time
+    zones need it again."""
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(where, f"{raw!r} is not a phone number")
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InputError(where, f"{raw!r} is not a phone number ({_parse_problem(exc)})") from None
-    if not phonenumbers.is_valid_number(parsed):
+    ntype = phonenumbers.number_type(parsed)
+    if ntype == phonenumbers.PhoneNumberType.UNKNOWN:
         reason = phonenumbers.is_possible_number_with_reason(parsed)
         why = _POSSIBLE_PROBLEM.get(reason, "no such number range")
         raise InputError(where, f"{raw!r} is not a valid number for region {region} ({why})")
-    return parsed
+    return parsed, ntype
 
 
 def normalise_number(raw: str, *, region: str = DEFAULT_REGION, where: str = "number") -> str:
@@ -209,9 +218,23 @@ def check_zone(zone: str, *, where: str = "zone") -> str:
     return zone
 
 
-def zones_for_number(parsed: phonenumbers.PhoneNumber) -> tuple[tuple[str, ...], ZoneSource]:
-    """Candidate zones of a number, sorted (deterministic), or ``((), ...)`` if unknown."""
-    zones = tuple(sorted(z for z in phone_timezone.time_zones_for_number(parsed) if z != _UNKNOWN_ZONE))
+def zones_for_number(
+    parsed: phonenumbers.PhoneNumber, ntype: int | None = None
+) -> tuple[tuple[str, ...], ZoneSource]:
+    """Candidate zones of a number, sorted (deterministic), or ``((), ...)`` if unknown.
+
+    With the number's type already known (``ntype``), phonenumbers'
+    ``time_zones_for_number`` is done here without working the type out again: the
+    same cases (a geographical number by its prefix, any other as phonenumbers does)."""
+    if ntype is None:
+        found = phone_timezone.time_zones_for_number(parsed)
+    elif ntype == phonenumbers.PhoneNumberType.UNKNOWN:
+        found = ()
+    elif phonenumbers.is_number_type_geographical(ntype, parsed.country_code or 0):
+        found = phone_timezone.time_zones_for_geographical_number(parsed)
+    else:  # toll-free, premium…: rare in a list, phonenumbers' own (slower) path
+        found = phone_timezone.time_zones_for_number(parsed)
+    zones = tuple(sorted(z for z in found if z != _UNKNOWN_ZONE))
     return zones, ZoneSource.NUMBER if len(zones) == 1 else ZoneSource.NUMBER_AMBIGUOUS
 
 
@@ -238,13 +261,13 @@ def new_lead(
         raise InputError(f"{place}.region", f"{region!r} is not a known region code (e.g. US, GB)")
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise InputError(f"{place}.priority", f"{priority!r} is not a whole number")
-    parsed = parse_number(number, region=region, where=f"{place}.number")
+    parsed, ntype = _parse_typed(number, region, f"{place}.number")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     zones: tuple[str, ...]
     if zone is not None:
         zones, source = (check_zone(zone, where=f"{place}.zone"),), ZoneSource.EXPLICIT
     else:
-        zones, source = zones_for_number(parsed)
+        zones, source = zones_for_number(parsed, ntype)
         if not zones:
             raise InputError(
                 f"{place}.zone", f"no time zone is known for {e164}; give the callee's zone explicitly"

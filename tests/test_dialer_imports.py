@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acd.errors import InputError
-from dialer.imports import MAX_FIELD, read_dnc, read_leads, text_lines
+from dialer.imports import MAX_FIELD, PARALLEL_MIN_ROWS, read_dnc, read_leads, text_lines
 
 GOOD = """lead_id,phone,timezone,priority,name,plan
 a1,+1 212 555 0100,,2,Ann,gold
@@ -97,3 +97,20 @@ def test_any_input_gives_leads_problems_or_one_clear_error(cells: list[str]) -> 
     assert len(result.leads) + len(result.problems) + result.merged == result.rows
     assert all(lead.number.startswith("+") for lead in result.leads)
     assert len({lead.number for lead in result.leads}) == len(result.leads)
+
+
+def test_parallel_validation_gives_the_same_list() -> None:
+    """Worker processes validate a big list; the result is the sequential one, row for row."""
+    rows = ["phone,name,timezone,priority"]
+    for i in range(PARALLEL_MIN_ROWS + 3000):
+        number = f"(212) {200 + i // 10000}-{i % 10000:04d}" if i % 97 else "12x"
+        zone = "Mars/Base" if i % 301 == 0 else ("Europe/Paris" if i % 7 == 0 else "")
+        rows.append(f"{number},n{i},{zone},{i % 5 if i % 11 else 'x'}")
+    rows.append("(212) 200-0001,again,,")  # a duplicate number: merged
+    one = read_leads(rows, workers=1)
+    two = read_leads(rows, workers=2)
+    assert one.rows == two.rows and one.merged == two.merged == 1
+    assert one.problems == two.problems and len(one.problems) > 100
+    assert [(x.lead_id, x.number, x.zones, x.priority, dict(x.data)) for x in one.leads] == [
+        (x.lead_id, x.number, x.zones, x.priority, dict(x.data)) for x in two.leads
+    ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import timezone as phone_timezone
 
 from acd.errors import InputError
 from dialer.campaign import (
@@ -264,3 +266,31 @@ def test_calling_hours_check_themselves() -> None:
     with pytest.raises(InputError, match=r"hours\.mon: 10:00-09:00"):
         CallingHours.every_day((600, 540))
     assert CallingHours(((),) * 7).never
+
+
+_REGIONS = ("US", "GB", "AU", "FR", "DE", "IN", "BR", "JP", "CA", "IM")
+
+
+@settings(max_examples=400)
+@given(
+    region=st.sampled_from(_REGIONS),
+    digits=st.text("0123456789", min_size=4, max_size=14),
+    plus=st.booleans(),
+)
+def test_validity_and_zones_match_phonenumbers(region: str, digits: str, plus: bool) -> None:
+    """The one-pass type check gives what is_valid_number + time_zones_for_number give."""
+    raw = ("+" if plus else "") + digits
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return
+    expected_valid = phonenumbers.is_valid_number(parsed)
+    try:
+        lead = new_lead("x", raw, region=region)
+    except InputError as exc:
+        # Valid but refused: no zone known, or longer than E.164's 15 digits.
+        assert not expected_valid or "no time zone" in exc.problem or "E.164" in exc.problem
+        return
+    assert expected_valid
+    zones = sorted(z for z in phone_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown")
+    assert list(lead.zones) == zones
