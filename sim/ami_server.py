@@ -38,7 +38,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from sim.pbx import PBX_ACTIONS, ActionRequest, AmiEvent, Pbx, Reply, error, ok
+from sim.pbx import PBX_ACTIONS, ActionRequest, AmiEvent, CalleeModel, Pbx, Reply, error, ok
 from sim.pbx_world import Arrivals, build_world
 from sim.scenario import Scenario
 
@@ -358,7 +358,9 @@ class SimulatedAsterisk:
     ``speed``: virtual seconds per wall second for everything the PBX does. ``workload``:
     start the scenario's Poisson callers with the server (``scenario=None``: nobody calls
     unless a test uses ``pbx.place_call``). ``auth_delay_s``: the wall-clock pause before
-    ``Authentication failed``.
+    ``Authentication failed``. ``outbound_customers``: who answers the numbers ccd dials
+    (e.g. ``sim.pbx_world.OutboundCustomers``); default: the scenario's campaigns' callees
+    if it has campaigns, else everybody answers after 2 s.
     """
 
     def __init__(
@@ -373,6 +375,7 @@ class SimulatedAsterisk:
         port: int = 0,
         auth_delay_s: float = 1.0,
         workload: bool = True,
+        outbound_customers: CalleeModel | None = None,
     ) -> None:
         self.scenario = scenario
         self.username = username
@@ -384,6 +387,8 @@ class SimulatedAsterisk:
         world: tuple[Pbx, Arrivals | None] = build_world(scenario, speed=speed, seed=seed)
         self.pbx: Pbx = world[0]
         self.arrivals: Arrivals | None = world[1]
+        if outbound_customers is not None:
+            self.pbx.outbound_customers = outbound_customers
         self.pbx.listeners.append(self._broadcast)
         self.sessions: set[_Session] = set()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -11,7 +11,7 @@ stock Asterisk running ``docs/asterisk.md``'s dialplan with PJSIP phones and tru
   expect gaps, as on a real box). A Uniqueid is ``<PBX epoch seconds>.<n>``, or the
   Originate ``ChannelId``.
 * The dialplan (``ccd-inbound``, ``ccd-hold``, ``ccd-fallback``, ``ccd-overflow``,
-  ``ccd-agent-session``, ``ccd-agent-join``, ``ccd-ring``) is Python: each
+  ``ccd-agent-session``, ``ccd-agent-join``, ``ccd-ring``, ``ccd-outbound``) is Python: each
   (context, exten) is a method, and what a channel is doing right now (music on hold, a
   conference, a Dial, an AGI session, a timed app) is an :class:`_Activity` that knows
   which events to emit when the channel is pulled out of it by a Redirect, a Bridge or
@@ -23,12 +23,21 @@ stock Asterisk running ``docs/asterisk.md``'s dialplan with PJSIP phones and tru
   loop's exception handler.
 * People are not modelled here: whether and when an agent answers, how patient callers
   are and how long they talk come from an :class:`AgentModel` and the arguments of
-  :meth:`Pbx.place_call` (sim.pbx_world builds both from a scenario).
+  :meth:`Pbx.place_call` (sim.pbx_world builds both from a scenario). Who answers a
+  number ccd dials through the trunk (``PJSIP/<number>@trunk``) comes from its
+  :class:`NumberScript`, else from ``Pbx.outbound_customers`` (a :class:`CalleeModel`,
+  e.g. sim.pbx_world.OutboundCustomers): a human, a machine, or a busy, unanswered,
+  congested or unallocated number. ``ccd-outbound`` runs ``AMD()`` on the answerer and
+  puts humans on hold like any caller (:meth:`Pbx._admit`); ``Pbx.outbound`` records
+  what each dial really did (:class:`OutboundDial`).
 
 Quirks of the real Asterisk kept on purpose (from captures of Asterisk 22.10): the
 response to an action precedes the events it causes; ``OriginateResponse`` is an
 ordinary ``call`` event (every session sees it) and on failure names the dial string
-and ``Uniqueid: <unknown>``; an Originate that times out has no ``DialEnd``;
+and ``Uniqueid: <unknown>``; an Originate that times out has no ``DialEnd``; an unallocated
+number (a carrier's 404) hangs up with Cause 1 after ``DialEnd NOANSWER`` (app_dial's
+word for a cause it has no status for) and a Failure with Reason 0; ``AMD()``'s verdict
+shows only as VarSet (class dialplan) and the dialplan's UserEvent;
 ``BridgeNumChannels`` of a conference counts the hidden announcer; leaving a conference
 by Redirect sets ``CONFBRIDGE_RESULT=HANGUP``; when a bridge made by ``Action: Bridge``
 breaks, the other party is hung up; ``SoftHangupRequest`` after an AMI Hangup says
@@ -75,13 +84,16 @@ CTX_OVERFLOW = "ccd-overflow"
 CTX_AGENT_SESSION = "ccd-agent-session"
 CTX_AGENT_JOIN = "ccd-agent-join"
 CTX_RING = "ccd-ring"
-OVERFLOW_ACTIONS = ("voicemail", "callback", "busy")
+CTX_OUTBOUND = "ccd-outbound"
+OVERFLOW_ACTIONS = ("voicemail", "callback", "busy", "safe_harbour")
 HEARTBEAT_STALE_S = 30.0  # ccd-hold: callers go to the fallback when ccd was silent this long
 DEFAULT_MAX_HOLD_S = 300
 HOLD_SLICE_S = 10  # ccd-hold plays music in slices this long and re-checks the heartbeat between them
 VOICEMAIL_S = 30.0  # how long a caller sent to voicemail talks to it before hanging up
 CALLBACK_MESSAGE_S = 8.0  # the "we will call you back" announcement
 BUSY_TONE_S = 5.0  # a caller listening to Busy() hangs up after this
+SAFE_HARBOUR_S = 6.0  # the outbound safe-harbour message ("sorry we missed you, ...")
+MACHINE_MESSAGE_S = 20.0  # the campaign's message left on an answering machine
 AGI_POLL_S = 0.1  # res_agi polls its async command queue about every 100 ms
 DEFAULT_ORIGINATE_TIMEOUT_MS = 30000
 MAX_UNIQUEID = 149
@@ -336,9 +348,87 @@ class QueueDefaults:
 class NumberScript:
     """How a number dialled out through the trunk behaves (for Originate to ``PJSIP/n@trunk``)."""
 
-    outcome: str = "answer"  # answer | busy | noanswer | congestion | unavailable
+    outcome: str = "answer"  # answer | busy | noanswer | congestion | invalid | unavailable
     after_s: float = 2.0
     talk_s: float = math.inf  # after answering, the far end hangs up after this
+
+
+NUMBER_OUTCOMES = ("answer", "busy", "noanswer", "congestion", "invalid", "unavailable")
+CALLEE_KINDS = ("human", "machine", "busy", "no_answer", "congestion", "invalid")
+AMD_STATUSES = ("HUMAN", "MACHINE", "NOTSURE")
+
+
+@dataclass(frozen=True, slots=True)
+class Callee:
+    """Who a number dialled out through the trunk reaches, drawn by a :class:`CalleeModel`.
+
+    ``after_s``: ringing before a human or machine answers, or before the network reports
+    busy, congestion or an unallocated number (a ``no_answer`` callee rings until the
+    Originate's timeout, as does anyone whose ``after_s`` reaches it). ``amd_status``/
+    ``amd_cause``/``amd_s``: what ``AMD()`` concludes on this callee and how long it
+    listens first. Once put on hold a human (or a machine AMD let through) hangs up after
+    ``patience_s`` unless an agent takes them; with an agent they talk ``talk_s``.
+    """
+
+    kind: str
+    after_s: float = 2.0
+    amd_status: str = "HUMAN"
+    amd_cause: str = "HUMAN-800-800"
+    amd_s: float = 1.5
+    talk_s: float = 60.0
+    patience_s: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.kind not in CALLEE_KINDS:
+            raise ValueError(f"callee kind {self.kind!r} is not one of {CALLEE_KINDS}")
+        if self.amd_status not in AMD_STATUSES:
+            raise ValueError(f"AMD status {self.amd_status!r} is not one of {AMD_STATUSES}")
+        for name in ("after_s", "amd_s", "talk_s", "patience_s"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"callee {name} must be >= 0, not {value!r}")
+
+
+_CALLEE_SCRIPT = {
+    "human": "answer",
+    "machine": "answer",
+    "busy": "busy",
+    "no_answer": "noanswer",
+    "congestion": "congestion",
+    "invalid": "invalid",
+}
+
+
+class CalleeModel(Protocol):
+    """The people (and machines) behind the numbers ccd dials (sim.pbx_world.OutboundCustomers)."""
+
+    def callee(self, number: str, campaign: str) -> Callee | None:
+        """Who answers ``number`` (dialled for ``campaign``); None: the default script."""
+        ...
+
+
+@dataclass(eq=False, slots=True)
+class OutboundDial:
+    """What became of one Originate through the trunk (tests compare ccd's view with it).
+
+    ``kind``: who was called (a :class:`Callee` kind, or ``script:<outcome>`` for a
+    scripted number); ``result``: what the network signalled (``answered``, ``busy``,
+    ``no_answer``, ``congestion``, ``invalid``, ``unavailable``); ``amd_status``: the
+    verdict ``ccd-outbound`` announced (None if it never got that far); ``fate``: how an
+    answered call ended (``machine_hangup``, ``machine_message``, ``abandoned`` on hold,
+    ``completed`` with an agent, ``overflow:<action>``, ``fallback``, ``hungup``)."""
+
+    call_id: str
+    number: str
+    campaign: str
+    lead: str
+    kind: str
+    dialled_at: float
+    result: str | None = None
+    answered_at: float | None = None
+    amd_status: str | None = None
+    fate: str | None = None
+    ended_at: float | None = None
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -422,6 +512,7 @@ class Channel:
     app_data: str = ""
     agent_id: str | None = None  # the endpoint is an agent's phone
     caller: Caller | None = None  # a simulated customer
+    callee: Callee | None = None  # who answered an outbound call (ccd-outbound's AMD hears them)
     bridge: Bridge | None = None
     activity: _Activity | None = None
     gen: int = 0
@@ -584,6 +675,8 @@ class Counters:
     agent_calls: dict[str, int] = field(default_factory=dict)
     agent_talk_s: dict[str, float] = field(default_factory=dict)
     agent_rung: dict[str, int] = field(default_factory=dict)
+    dials: int = 0  # Originates through the trunk
+    dial_results: dict[str, int] = field(default_factory=dict)  # by OutboundDial.result
 
 
 class Pbx:
@@ -622,6 +715,10 @@ class Pbx:
         self.fallback_calls: list[str] = []
         self.overflow_calls: dict[str, list[str]] = {a: [] for a in OVERFLOW_ACTIONS}
         self.numbers: dict[str, NumberScript] = {}
+        # Numbers without a script reach the callees of this model (None: everybody
+        # answers after 2 s and stays on the line, as NumberScript() says).
+        self.outbound_customers: CalleeModel | None = None
+        self.outbound: dict[str, OutboundDial] = {}
         self._chan_seq = 0
         self._uid_seq = 0
         self._link_seq = 0
@@ -772,7 +869,7 @@ class Pbx:
         self, number: str, outcome: str = "answer", *, after_s: float = 2.0, talk_s: float = math.inf
     ) -> None:
         """How ``PJSIP/<number>@trunk`` behaves when originated (default: answers after 2 s)."""
-        if outcome not in ("answer", "busy", "noanswer", "congestion", "unavailable"):
+        if outcome not in NUMBER_OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         self.numbers[number] = NumberScript(outcome, after_s, talk_s)
 
@@ -797,15 +894,22 @@ class Pbx:
         handle = defaults.handle_s() if handle_s is None else handle_s
         ch = self._new_channel(TRUNK_ENDPOINT, state=RING, context=CTX_INBOUND, exten=queue)
         ch.cid_num, ch.cid_name = caller, caller_name
-        call = Caller(ch.uniqueid, queue, caller, self.now(), patience, handle, remaining_s=handle)
+        self._emit("Newchannel", "call", ch.snapshot())
+        self._admit(ch, queue, caller, patience_s=patience, handle_s=handle)
+        self._run_inbound(ch, defaults)
+        return ch.uniqueid
+
+    def _admit(self, ch: Channel, queue: str, caller: str, *, patience_s: float, handle_s: float) -> Caller:
+        """The person on ``ch`` becomes a simulated caller: they hang up after ``patience_s``
+        unless put through to an agent, and then talk ``handle_s`` (inbound callers from
+        the start, outbound callees once the dialplan puts them on hold)."""
+        call = Caller(ch.uniqueid, queue, caller, self.now(), patience_s, handle_s, remaining_s=handle_s)
         ch.caller = call
         self.calls[ch.uniqueid] = call
         self.counters.arrived += 1
-        self._emit("Newchannel", "call", ch.snapshot())
-        if math.isfinite(patience):
-            call.patience_timer = self.scheduler.after(patience, lambda: self._patience_over(ch))
-        self._run_inbound(ch, defaults)
-        return ch.uniqueid
+        if math.isfinite(patience_s):
+            call.patience_timer = self.scheduler.after(patience_s, lambda: self._patience_over(ch))
+        return call
 
     def _patience_over(self, ch: Channel) -> None:
         call = ch.caller
@@ -836,6 +940,8 @@ class Pbx:
             self._confbridge(ch, context, exten, 1, "ccd_customer_user", marked=False)
         elif context == CTX_RING and exten == "s":
             self._run_ring(ch)
+        elif context == CTX_OUTBOUND and exten == "s":
+            self._run_outbound(ch)
         else:
             # "sent to invalid extension but no invalid handler": the PBX hangs up.
             self._at(ch, context, exten, priority, "")
@@ -848,7 +954,10 @@ class Pbx:
             return exten in ("s", "wait")
         if context == CTX_OVERFLOW:
             return exten in OVERFLOW_ACTIONS
-        return context in (CTX_FALLBACK, CTX_AGENT_SESSION, CTX_AGENT_JOIN, CTX_RING) and exten == "s"
+        return (
+            context in (CTX_FALLBACK, CTX_AGENT_SESSION, CTX_AGENT_JOIN, CTX_RING, CTX_OUTBOUND)
+            and exten == "s"
+        )
 
     def _run_inbound(self, ch: Channel, defaults: QueueDefaults) -> None:
         self._at(ch, CTX_INBOUND, ch.exten, 1, "Set", f"CCD_QUEUE={ch.exten}")
@@ -956,6 +1065,11 @@ class Pbx:
         elif action == "callback":
             self._at(ch, CTX_OVERFLOW, action, 1, "Playback", "ccd-we-will-call-you-back")
             self._timed_then_hangup(ch, CALLBACK_MESSAGE_S, 16)
+        elif action == "safe_harbour":
+            # Outbound: the human no agent took in time hears the campaign's message.
+            message = self._var(ch, "CCD_SAFE_HARBOUR") or "ccd/safe-harbour"
+            self._at(ch, CTX_OVERFLOW, action, 1, "Playback", message)
+            self._timed_then_hangup(ch, SAFE_HARBOUR_S, 16)
         else:
             self._at(ch, CTX_OVERFLOW, action, 1, "Busy", "")
             self._set_state(ch, BUSY)
@@ -1286,6 +1400,81 @@ class Pbx:
         self._at(ch, CTX_RING, "s", 5, "Hangup")
         self._destroy(ch, 16, how="internal")
 
+    # --- outbound: ccd-outbound -------------------------------------------------------------------
+
+    def _run_outbound(self, ch: Channel) -> None:
+        """``ccd-outbound,s`` (extensions.conf), for an answered Originate to a callee.
+
+        ``Set(AMDSTATUS=HUMAN)``, ``Set(AMDCAUSE=AMD-OFF)``; if ``CCD_AMD`` is 1, ``AMD()``
+        listens for the callee's ``amd_s`` and sets AMDSTATUS/AMDCAUSE (two VarSet, class
+        dialplan); then ``UserEvent(CCDOutboundAnswer,Call: ${CCD_CALL},AMDStatus:
+        ${AMDSTATUS},AMDCause: ${AMDCAUSE})``. MACHINE: the campaign's message if
+        ``CCD_AMD_MESSAGE`` is set, and ``Hangup()``; anything else: ``Goto(ccd-hold,s,1)``,
+        where the callee waits like any caller (CCDCallWaiting with the ``CCD_QUEUE`` and
+        ``CCD_PRIORITY`` of the Originate). A scripted number's answerer is a person.
+        """
+        callee = ch.callee or Callee("human", 0.0)
+        self._at(ch, CTX_OUTBOUND, "s", 1, "Set", "AMDSTATUS=HUMAN")
+        ch.variables["AMDSTATUS"] = "HUMAN"
+        self._at(ch, CTX_OUTBOUND, "s", 2, "Set", "AMDCAUSE=AMD-OFF")
+        ch.variables["AMDCAUSE"] = "AMD-OFF"
+        self._at(ch, CTX_OUTBOUND, "s", 3, "GotoIf")
+        if self._var(ch, "CCD_AMD") != "1":
+            self._outbound_verdict(ch, callee)
+            return
+        self._at(ch, CTX_OUTBOUND, "s", 4, "AMD")
+        ch.activity = _Timed()
+
+        def decided() -> None:
+            ch.activity = None
+            self._varset(ch, "AMDSTATUS", callee.amd_status)
+            self._varset(ch, "AMDCAUSE", callee.amd_cause)
+            self._outbound_verdict(ch, callee)
+
+        self._after(ch, callee.amd_s, decided)
+
+    def _outbound_verdict(self, ch: Channel, callee: Callee) -> None:
+        status, cause = self._var(ch, "AMDSTATUS"), self._var(ch, "AMDCAUSE")
+        self._at(ch, CTX_OUTBOUND, "s", 5, "UserEvent")
+        self._emit(
+            "UserEvent",
+            "user",
+            (
+                *ch.snapshot(),
+                ("UserEvent", "CCDOutboundAnswer"),
+                ("Call", self._var(ch, "CCD_CALL")),
+                ("AMDStatus", status),
+                ("AMDCause", cause),
+            ),
+        )
+        record = self.outbound.get(ch.uniqueid)
+        if record is not None:
+            record.amd_status = status
+        self._at(ch, CTX_OUTBOUND, "s", 6, "GotoIf")
+        if status == "MACHINE":
+            message = self._var(ch, "CCD_AMD_MESSAGE")
+            if record is not None:
+                record.fate = "machine_message" if message else "machine_hangup"
+            self._at(ch, CTX_OUTBOUND, "machine", 1, "GotoIf")
+            if message:
+                # WaitForSilence (the greeting's end), Playback, Hangup: in all, the message's time.
+                self._at(ch, CTX_OUTBOUND, "machine", 3, "Playback", message)
+                self._timed_then_hangup(ch, MACHINE_MESSAGE_S, 16)
+                return
+            self._at(ch, CTX_OUTBOUND, "machine", 4, "Hangup")
+            self._destroy(ch, 16, how="internal")
+            return
+        self._at(ch, CTX_OUTBOUND, "s", 7, "Goto", "ccd-hold,s,1")
+        number = record.number if record is not None else ch.cid_num
+        self._admit(
+            ch,
+            self._var(ch, "CCD_QUEUE"),
+            number,
+            patience_s=callee.patience_s,
+            handle_s=callee.talk_s,
+        )
+        self._goto(ch, CTX_HOLD, "s")
+
     # --- hang-ups ----------------------------------------------------------------------------------
 
     def _destroy(self, ch: Channel, cause: int, *, how: str) -> None:
@@ -1337,6 +1526,11 @@ class Pbx:
                 self._settle(call, "abandoned" if how == "remote" else "hungup")
                 if how == "remote":
                     self.counters.abandoned += 1
+        record = self.outbound.get(ch.uniqueid)
+        if record is not None and record.ended_at is None:
+            record.ended_at = self.now()
+            if record.result == "answered" and record.fate is None:
+                record.fate = call.outcome if call is not None and call.outcome else "hungup"
 
     def _leave_activity(self, ch: Channel, why: str) -> None:
         activity = ch.activity
@@ -1382,10 +1576,11 @@ class Pbx:
             return error("Extension does not exist.")
         variables: dict[str, str] = {}
         for header in req.get_all("Variable"):
-            for pair in header.split(","):
+            # manager.c man_do_variable_value: name=value pairs split like app arguments.
+            for pair in separate_args(header.lstrip(" \t")):
                 name, sep, value = pair.partition("=")
-                if sep and name.strip():
-                    variables[name.strip()] = value
+                if sep and name:
+                    variables[name] = value
         cid_name, cid_num = _parse_callerid(req.get("CallerID"))
         plan = _OriginatePlan(
             dial=dial,
@@ -1471,8 +1666,19 @@ class Pbx:
         ch.conn_num, ch.conn_name = plan.cid_num, plan.cid_name
         ch.accountcode = plan.account
         self._emit("DialBegin", "call", (*ch.snapshot("Dest"), ("DialString", resource)))
+        record: OutboundDial | None = None
         if at:
-            script = self.numbers.get(number, NumberScript()) if endpoint == TRUNK_ENDPOINT else None
+            script = self._trunk_script(ch, number, plan) if endpoint == TRUNK_ENDPOINT else None
+            if script is not None:
+                record = self.outbound[ch.uniqueid] = OutboundDial(
+                    ch.uniqueid,
+                    number,
+                    plan.variables.get("CCD_CAMPAIGN", ""),
+                    plan.variables.get("CCD_LEAD", ""),
+                    ch.callee.kind if ch.callee is not None else f"script:{script.outcome}",
+                    self.now(),
+                )
+                self.counters.dials += 1
         elif self._knows(endpoint):
             ch.agent_id = endpoint
             delay = self._answer_delay(endpoint, ring_per_call=False)
@@ -1481,6 +1687,7 @@ class Pbx:
             script = None
         if script is None or script.outcome == "unavailable":
             # As captured (scenario 6): DialEnd CHANUNAVAIL, the Failure, then the leg's Hangup.
+            self._dial_result(record, "unavailable")
             self._dial_end_dest(ch, "CHANUNAVAIL")
             self._originate_response(plan, None, REASON_FAILED, done)
             self._destroy(ch, 20, how="internal")
@@ -1491,6 +1698,7 @@ class Pbx:
             if not ch.alive or ch.gen != gen:
                 return
             ch.activity = None
+            self._dial_result(record, _CAUSE_RESULT.get(cause, "failed"))
             if reason in (REASON_BUSY, REASON_CONGESTION):
                 # As captured (3c): the busy OriginateResponse overtakes DialEnd BUSY.
                 self._originate_response(plan, None, reason, done)
@@ -1505,6 +1713,9 @@ class Pbx:
                 return
             with self._batch():
                 ch.activity = None
+                self._dial_result(record, "answered")
+                if record is not None:
+                    record.answered_at = self.now()
                 self._set_state(ch, UP)
                 self._dial_end_dest(ch, "ANSWER")
                 # Floats (quirk 3): anywhere from before Newchannel (an immediate answer) to
@@ -1524,6 +1735,10 @@ class Pbx:
             self.scheduler.after(script.after_s, lambda: give_up(17, "BUSY", REASON_BUSY))
         elif script.outcome == "congestion":
             self.scheduler.after(script.after_s, lambda: give_up(34, "CONGESTION", REASON_CONGESTION))
+        elif script.outcome == "invalid":
+            # A 404 from the carrier: cause 1 (unallocated). app_dial's word for a cause it
+            # has no status for is NOANSWER, and pbx_dial_reason's is 0.
+            self.scheduler.after(script.after_s, lambda: give_up(1, "NOANSWER", REASON_FAILED))
         elif script.outcome == "answer" and script.after_s <= 0 < plan.timeout_s:
             answer()  # picked up at once (auto-answer, a Local channel): no ringing
             return
@@ -1535,6 +1750,25 @@ class Pbx:
             # main/dial.c: the global timeout hangs up with cause 19 and publishes no DialEnd.
             self.scheduler.after(plan.timeout_s, lambda: give_up(19, None, REASON_NO_ANSWER))
         ch.activity = _Originating(far_end_gone)
+
+    def _trunk_script(self, ch: Channel, number: str, plan: _OriginatePlan) -> NumberScript:
+        """How a number dialled through the trunk behaves: its script, else a callee of
+        ``outbound_customers`` (remembered on the channel for ccd-outbound), else the default."""
+        script = self.numbers.get(number)
+        if script is not None or self.outbound_customers is None:
+            return script or NumberScript()
+        callee = self.outbound_customers.callee(number, plan.variables.get("CCD_CAMPAIGN", ""))
+        if callee is None:
+            return NumberScript()
+        ch.callee = callee
+        return NumberScript(_CALLEE_SCRIPT[callee.kind], callee.after_s)
+
+    def _dial_result(self, record: OutboundDial | None, result: str) -> None:
+        if record is not None and record.result is None:
+            record.result = result
+            self.counters.dial_results[result] = self.counters.dial_results.get(result, 0) + 1
+            if result != "answered":
+                record.ended_at = self.now()
 
     def _dial_end_dest(self, ch: Channel, status: str) -> None:
         self._emit("DialEnd", "call", (*ch.snapshot("Dest"), ("DialStatus", status)))
@@ -2065,6 +2299,45 @@ _ACTIONS: dict[str, Callable[[Pbx, ActionRequest], Reply | asyncio.Future[Reply]
     "confbridgekick": Pbx.action_confbridgekick,
 }
 PBX_ACTIONS = tuple(_ACTIONS)
+
+
+# The result a trunk call's failure shows (cause of the leg's Hangup).
+_CAUSE_RESULT = {17: "busy", 34: "congestion", 19: "no_answer", 1: "invalid", 20: "unavailable"}
+
+
+def separate_args(text: str) -> list[str]:
+    """``ast_app_separate_args`` with quote and backslash removal: split on commas outside
+    quotes, parentheses and brackets; a backslash makes the next character literal."""
+    out: list[str] = []
+    arg: list[str] = []
+    paren = bracket = 0
+    quote = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 1
+            if i < len(text):
+                arg.append(text[i])
+        elif c == '"':
+            quote = not quote
+        elif c == "," and not (paren or bracket or quote):
+            out.append("".join(arg))
+            arg = []
+        else:
+            if c == "(":
+                paren += 1
+            elif c == ")" and paren:
+                paren -= 1
+            elif c == "[":
+                bracket += 1
+            elif c == "]" and bracket:
+                bracket -= 1
+            arg.append(c)
+        i += 1
+    if arg or out:
+        out.append("".join(arg))
+    return out
 
 
 def _true(text: str) -> bool:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from acd.events import (
     AgentLoggedIn,
@@ -232,13 +233,47 @@ class _MalformedError(Exception):
     """An AMI frame we cannot use (missing or unparsable field)."""
 
 
-def _first(value: str | list[str] | None) -> str:
+MalformedFrameError = _MalformedError
+T = TypeVar("T")
+
+
+def dispatch_frame(
+    handlers: Mapping[str, Callable[[Any, float], list[T]]],
+    msg: Mapping[str, Any],
+    at: float,
+    normalise: Callable[[Mapping[str, object]], Any],
+    bad: Callable[[str], None],
+) -> list[T]:
+    """Hand one AMI frame to the handler of its event (case-insensitive), or to none.
+
+    Shared by the trackers: most events are of no interest, which is found out before
+    the frame is copied; a frame a handler cannot use is reported through ``bad``
+    and never raises (bad input from the PBX must not take the service down)."""
+    try:
+        name = msg.get("Event")
+        if name is None:
+            name = next((v for k, v in msg.items() if str(k).lower() == "event"), "")
+        handler = handlers.get(_first(name).lower())
+        if handler is None:
+            return []
+        return handler(normalise(msg), at)
+    except _MalformedError as exc:
+        bad(str(exc))
+    except Exception as exc:  # never let one frame take the service down
+        bad(f"{type(exc).__name__}: {exc}")
+    return []
+
+
+def first_value(value: object) -> str:
     """A header value as one string: a repeated header (a list) yields its first value."""
     if value is None:
         return ""
     if isinstance(value, list):
         return str(value[0]) if value else ""
     return str(value)
+
+
+_first = first_value
 
 
 def _lower_keys(msg: Mapping[str, object]) -> dict[str, str | list[str]]:
@@ -347,20 +382,7 @@ class CallTracker:
 
     def on_ami(self, msg: Mapping[str, str | list[str]], at: float) -> list[Event]:
         """One AMI event in, the domain events it means out (usually none)."""
-        try:
-            # Most events are of no interest: find that out before copying the frame.
-            name = msg.get("Event")
-            if name is None:
-                name = next((v for k, v in msg.items() if str(k).lower() == "event"), "")
-            handler = self._handlers.get(_first(name).lower())
-            if handler is None:
-                return []
-            return handler(_lower_keys(msg), at)
-        except _MalformedError as exc:
-            self._bad(str(exc))
-        except Exception as exc:  # never let one frame take the service down
-            self._bad(f"{type(exc).__name__}: {exc}")
-        return []
+        return dispatch_frame(self._handlers, msg, at, _lower_keys, self._bad)
 
     def _bad(self, reason: str) -> None:
         self.malformed += 1
