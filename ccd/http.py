@@ -11,20 +11,42 @@ compared in constant time and never logged.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 import json
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from acd.errors import InputError
+from ccd.openapi import openapi_document
+from ccd.outbound import LiveCampaign, OutboundError
 from ccd.service import AcdService, ServiceError
+from dialer.runner import AgentPicture
 
 MAX_BODY = 64 * 1024
-WRITE_ROLES = ("admin", "supervisor")
+# Who may write where: campaigns and lists are the managers', agents and calls the
+# supervisors'; admins may do everything, viewers nothing.
+WRITE_ROLES = {
+    "/api/campaigns": ("admin", "manager"),
+    "/api/dnc": ("admin", "manager"),
+    "/api/agents": ("admin", "supervisor"),
+    "/api/calls": ("admin", "supervisor"),
+}
+WHO_KEY = web.RequestKey("who", str)
+
+
+def write_roles(path: str) -> tuple[str, ...]:
+    for prefix, roles in WRITE_ROLES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return roles
+    return ("admin",)
+
+
 SERVICE_KEY = web.AppKey("service", AcdService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,16 +63,17 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _role(request: web.Request, tokens: Mapping[str, str]) -> str | None:
+def _role(request: web.Request, tokens: Mapping[str, str]) -> tuple[str, str] | None:
+    """(token, role) of the request's bearer token, or None."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
     given = header[len("Bearer ") :].strip().encode()
-    role = None
-    for token, r in tokens.items():
+    found = None
+    for token, r in tokens.items():  # every token compared: no timing hint of which matched
         if hmac.compare_digest(given, token.encode()):
-            role = r
-    return role
+            found = (token, r)
+    return found
 
 
 def _loopback(request: web.Request) -> bool:
@@ -67,18 +90,26 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     public = request.path in ("/healthz", "/readyz")
     if not public:
-        role = _role(request, service.config.tokens)
+        found = _role(request, service.config.tokens)
+        role = None if found is None else found[1]
         if write:
-            if role is None:
+            if found is None:
                 return _error(401, "a bearer token is required for this request")
-            if role not in WRITE_ROLES:
+            if role not in write_roles(request.path):
                 return _error(403, f"role {role!r} may not do this")
-        elif role is None and not (service.config.trust_loopback and _loopback(request)):
+        elif found is None and not (service.config.trust_loopback and _loopback(request)):
             return _error(401, "a bearer token is required from outside this host")
+        if found is not None:
+            name = service.config.token_names.get(found[0], found[1])
+            request[WHO_KEY] = f"{found[1]}:{name}"
     try:
         return await handler(request)
     except ServiceError as exc:
         return _error(exc.status, str(exc))
+    except OutboundError as exc:
+        return _error(exc.status, str(exc))
+    except InputError as exc:
+        return _error(400, str(exc))
     except web.HTTPException as exc:
         if exc.status >= 400:
             return _error(exc.status, exc.reason)
@@ -240,4 +271,216 @@ def build_app(service: AcdService) -> web.Application:
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/agents/{agent}/{action}", agent_action)
     app.router.add_post("/api/calls/{call}/{action}", call_action)
+    add_campaign_routes(app)
     return app
+
+
+# --- campaigns, lists, DNC (issue 7) -----------------------------------------------------
+
+
+def _who(request: web.Request) -> str:
+    who = request.get(WHO_KEY)
+    return who if isinstance(who, str) else "anonymous"
+
+
+def _picture(service: AcdService, name: str) -> AgentPicture | None:
+    return service.campaign_picture(name)
+
+
+def _campaign_json(service: AcdService, live: LiveCampaign) -> dict[str, Any]:
+    r = live.record
+    return {
+        "name": r.name,
+        "status": r.status,
+        "spec": dict(r.spec),
+        "created_at": r.created_at,
+        "created_by": r.created_by,
+        "updated_at": r.updated_at,
+        "updated_by": r.updated_by,
+        "progress": service.outbound.progress(r.name, _picture(service, r.name)),
+    }
+
+
+async def campaigns_list(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return _json({"campaigns": [_campaign_json(service, c) for c in service.outbound.campaigns.values()]})
+
+
+async def campaign_create(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    spec = await _body(request)
+    base = spec.get("queue")
+    if isinstance(base, str) and base not in service.router.queue_names:
+        raise InputError(
+            "campaign.queue", f"unknown ACD queue {base!r} (known: {', '.join(service.router.queue_names)})"
+        )
+    live = await service.outbound.create(spec, _who(request))
+    service.install_campaign_queue(live)
+    return _json(_campaign_json(service, live), 201)
+
+
+async def campaign_get(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return _json(_campaign_json(service, service.outbound.get(request.match_info["name"])))
+
+
+async def campaign_update(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    changes = await _body(request)
+    live = service.outbound.get(name)
+    if "queue" in changes and changes["queue"] != live.campaign.queue:
+        raise InputError("campaign.queue", "the ACD queue of a campaign cannot change: create a new campaign")
+    live = await service.outbound.update(name, changes, _who(request))
+    return _json(_campaign_json(service, live))
+
+
+async def campaign_action(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    live = await service.outbound.set_status(
+        request.match_info["name"], request.match_info["action"], _who(request)
+    )
+    return _json({"campaign": live.name, "status": live.status})
+
+
+async def campaign_progress(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    service.outbound.get(name)
+    return _json(service.outbound.progress(name, _picture(service, name)))
+
+
+async def _upload(request: web.Request) -> tuple[AsyncIterator[bytes], str]:
+    """The CSV of a request: a multipart ``file`` part, or the body itself (text/csv)."""
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise web.HTTPBadRequest(reason="the multipart body has no 'file' part")
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                source = part.filename or "upload.csv"
+
+                async def chunks(p: BodyPartReader = part) -> AsyncIterator[bytes]:
+                    while chunk := await p.read_chunk(1 << 16):
+                        yield chunk
+
+                return chunks(), source
+    if not request.can_read_body:
+        raise web.HTTPBadRequest(reason="send the CSV as the body (text/csv) or as a multipart 'file' part")
+    return request.content.iter_chunked(1 << 16), request.query.get("source", "upload.csv")
+
+
+async def leads_upload(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    service.outbound.get(name)
+    chunks, source = await _upload(request)
+    report = await service.outbound.import_leads(
+        name, chunks, source=source, who=_who(request), list_id=request.query.get("list")
+    )
+    return _json(report, 201)
+
+
+async def lists_get(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    service.outbound.get(name)
+    records = await service.outbound.store.lists(name)
+    return _json({"lists": [dataclasses.asdict(r) for r in records]})
+
+
+async def lead_get(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return _json(await service.outbound.lead_view(request.match_info["name"], request.match_info["lead"]))
+
+
+async def lead_why(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return _json(service.outbound.why(request.match_info["name"], request.match_info["lead"]))
+
+
+async def callbacks_get(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return _json({"callbacks": service.outbound.callbacks(request.match_info["name"])})
+
+
+async def callback_create(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    body = await _body(request)
+    lead, at, agent = body.get("lead"), body.get("at"), body.get("agent")
+    if not isinstance(lead, str) or not lead:
+        raise web.HTTPBadRequest(reason="lead (a lead id) is required")
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        raise web.HTTPBadRequest(reason="at (POSIX seconds) is required")
+    if agent is not None and (not isinstance(agent, str) or agent not in service.agents):
+        raise web.HTTPBadRequest(reason=f"agent {agent!r} is not a known agent")
+    out = await service.outbound.schedule_callback(
+        request.match_info["name"], lead, float(at), agent, _who(request)
+    )
+    return _json(out, 201)
+
+
+async def campaign_audit(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    service.outbound.get(name)
+    entries = await service.outbound.store.audit(f"campaign:{name}")
+    return _json({"audit": [dataclasses.asdict(e) for e in entries]})
+
+
+def _dnc_scope(request: web.Request) -> str | None:
+    name = request.match_info.get("name")
+    if name is not None:
+        request.app[SERVICE_KEY].outbound.get(name)
+    return name
+
+
+async def dnc_upload(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    campaign = _dnc_scope(request)
+    chunks, source = await _upload(request)
+    return _json(await service.outbound.import_dnc(campaign, chunks, source=source, who=_who(request)), 201)
+
+
+async def dnc_add(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    campaign = _dnc_scope(request)
+    number = (await _body(request)).get("number")
+    if not isinstance(number, str) or not number:
+        raise web.HTTPBadRequest(reason="number is required")
+    return _json(await service.outbound.add_dnc(number, campaign, _who(request)), 201)
+
+
+async def dnc_remove(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    campaign = _dnc_scope(request)
+    return _json(await service.outbound.remove_dnc(request.match_info["number"], campaign, _who(request)))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document())
+
+
+def add_campaign_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/openapi.json", openapi)
+    r.add_get("/api/campaigns", campaigns_list)
+    r.add_post("/api/campaigns", campaign_create)
+    r.add_get("/api/campaigns/{name}", campaign_get)
+    r.add_patch("/api/campaigns/{name}", campaign_update)
+    r.add_get("/api/campaigns/{name}/progress", campaign_progress)
+    r.add_get("/api/campaigns/{name}/lists", lists_get)
+    r.add_post("/api/campaigns/{name}/leads", leads_upload)
+    r.add_get("/api/campaigns/{name}/leads/{lead}", lead_get)
+    r.add_get("/api/campaigns/{name}/leads/{lead}/why", lead_why)
+    r.add_get("/api/campaigns/{name}/callbacks", callbacks_get)
+    r.add_post("/api/campaigns/{name}/callbacks", callback_create)
+    r.add_get("/api/campaigns/{name}/audit", campaign_audit)
+    r.add_post("/api/campaigns/{name}/dnc", dnc_upload)
+    r.add_post("/api/campaigns/{name}/dnc/numbers", dnc_add)
+    r.add_delete("/api/campaigns/{name}/dnc/numbers/{number}", dnc_remove)
+    r.add_post("/api/campaigns/{name}/{action:start|pause|stop}", campaign_action)
+    r.add_post("/api/dnc", dnc_upload)
+    r.add_post("/api/dnc/numbers", dnc_add)
+    r.add_delete("/api/dnc/numbers/{number}", dnc_remove)

@@ -56,6 +56,9 @@ MAX_PROBLEMS_SHOWN = 100  # per import report; the count is always exact
 _LIST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
+_HUMAN_KINDS = {Outcome.HUMAN: "connects", Outcome.ABANDONED: "abandons", Outcome.MACHINE: "machines"}
+
+
 class OutboundError(Exception):
     """A request that cannot be carried out; ``status`` is the HTTP code it maps to."""
 
@@ -95,6 +98,19 @@ class LiveCampaign:
     runner: CampaignRunner
     ledger: JournaledLedger
     outcomes: Counter[str] = field(default_factory=Counter)  # all attempts ever, by outcome
+    # Humans, connects, abandons and machines before this runner (from the attempts on
+    # record at start, and from runners an update replaced); the runner counts the rest.
+    base: Counter[str] = field(default_factory=Counter)
+
+    def human_counts(self) -> dict[str, int]:
+        t = self.runner.totals()
+        b = self.base
+        return {
+            "humans": b["connects"] + b["abandons"] + t.humans,
+            "connects": b["connects"] + t.connects,
+            "abandons": b["abandons"] + t.abandons,
+            "machines": b["machines"] + t.machines,
+        }
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one list import at a time
 
     @property
@@ -142,6 +158,9 @@ class OutboundManager:
                 for a in lead.attempts:
                     self.history.record_dial(lead.number, a.at)
                     live.outcomes[a.outcome.value] += 1
+                    kind = _HUMAN_KINDS.get(a.outcome)
+                    if kind is not None:
+                        live.base[kind] += 1
                     if a.outcome is Outcome.ABANDONED:
                         self.history.record_abandon(lead.number, a.finished_at)
             now = self.now()
@@ -267,6 +286,8 @@ class OutboundManager:
         fresh.hopper.load(leads, at)
         fresh.ledger.replay(await self.store.ledger(name, at - fresh.campaign.window_s))
         fresh.outcomes = live.outcomes
+        fresh.base = Counter(live.human_counts())
+        del fresh.base["humans"]
         await self.store.put_campaign(record, what="update", detail={"changes": dict(changes)})
         self.campaigns[name] = fresh
         return fresh
@@ -515,9 +536,7 @@ class OutboundManager:
             "dial_mode": live.campaign.dial_mode,
             "dials": sum(outcomes.values()) + len(self._calls_of(live)),
             "outcomes": outcomes,
-            "humans": outcomes.get("human", 0) + outcomes.get("abandoned", 0),
-            "connects": outcomes.get("human", 0),
-            "abandons": outcomes.get("abandoned", 0),
+            **live.human_counts(),
             "in_progress": {"ringing": runner.ringing, "humans_waiting": runner.humans_waiting},
             "abandon_rate": {
                 "window_s": live.campaign.window_s,

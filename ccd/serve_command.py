@@ -3,8 +3,11 @@
 ``ccd serve --config config/ccd.toml`` connects to the Asterisk of the config.
 ``ccd serve --demo`` starts the simulated Asterisk in the same process with the
 embedded demo scenario (callers arrive, wait, give up; agents answer and talk) and
-routes its calls exactly as it would a real PBX's: over TCP, through AMI. A status
-line every few seconds shows the calls moving; ``/metrics`` shows the rest.
+routes its calls exactly as it would a real PBX's: over TCP, through AMI. The demo's
+outbound campaigns (its ``[[campaigns]]``) are created with a generated list and
+started, unless the store already has them (``--store redis://…`` keeps them across
+runs), so the same agents take inbound calls and the dialer's. A status line every
+few seconds shows the calls moving; ``/metrics`` shows the rest.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import contextlib
 import gc
 import logging
 import os
+import random
 import secrets
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -53,6 +58,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="with --demo: run N times faster than real time")
     p.add_argument("--for", dest="duration", metavar="DURATION", help="stop after this long (wall time)")
     p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="with --demo: where campaigns live (memory: by default, or redis://host:port/db)",
+    )
     p.set_defaults(run=run)
 
 
@@ -93,8 +103,10 @@ def _load_demo_scenario(path: str | None) -> Scenario:
 def run(args: argparse.Namespace) -> int:
     if args.demo == (args.config is not None):
         raise InputError("ccd serve", "give either --config FILE or --demo")
-    if not args.demo and (args.scenario or args.speed != 1.0):
-        raise InputError("--scenario/--speed", "only apply with --demo")
+    if not args.demo and (args.scenario or args.speed != 1.0 or args.store):
+        raise InputError("--scenario/--speed/--store", "only apply with --demo (the config has [store])")
+    if args.store and not args.store.startswith(("memory:", "redis://", "rediss://", "unix://")):
+        raise InputError("--store", f"{args.store!r}: use memory: or redis://host:port/db")
     if not 0 < args.speed <= 1000:
         raise InputError("--speed", f"{args.speed} must be in (0, 1000]")
     duration = None if args.duration is None else parse_duration(args.duration, where="--for")
@@ -111,6 +123,8 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
         pbx = SimulatedAsterisk(scenario, speed=args.speed, username="ccd", secret=secret, seed=scenario.seed)
         await pbx.start()
         config = demo_config(scenario, ami_port=pbx.port, secret=secret, listen=listen or ("127.0.0.1", 8080))
+        if args.store:
+            config = replace(config, store_url=None if args.store == "memory:" else args.store)
     else:
         config = load_config(args.config)
         if listen is not None:
@@ -152,6 +166,8 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
                         f"Asterisk refused the credentials of user {config.ami.username!r}",
                     ) from None
                 raise failure
+            if pbx is not None:
+                await seed_demo_campaigns(service, scenario)
             # Everything built so far lives as long as the service: out of the collector's
             # sight, full collections stop scanning it (pauses of tens of ms at 5,000 agents).
             gc.collect()
@@ -180,6 +196,44 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
     return 0
 
 
+DEMO_AREAS = (212, 312, 303, 415, 617, 713, 404, 206, 305, 602)
+"""Area codes of the demo's leads: New York to Seattle, four US time zones."""
+
+
+def demo_leads_csv(count: int, *, seed: int) -> bytes:
+    """A lead list of ``count`` distinct, valid US numbers (with a name and an account)."""
+    rng = random.Random(seed)
+    lines = ["phone,first_name,account"]
+    for i in range(count):
+        area = DEMO_AREAS[i % len(DEMO_AREAS)]
+        k = i // len(DEMO_AREAS)
+        lines.append(f"+1{area}{200 + k // 10000 % 800}{k % 10000:04d},p{i},A{rng.randrange(10**6):06d}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def seed_demo_campaigns(service: AcdService, scenario: Scenario) -> None:
+    """Create, fill and start the scenario's campaigns the store does not have yet."""
+    for model in scenario.campaigns:
+        if model.name in service.outbound.campaigns:
+            continue
+        spec = {
+            **model.settings,
+            "name": model.name,
+            "queue": model.queue,
+            "dial_mode": model.pacing,
+            "pacing": dict(model.pacing_settings),
+        }
+        live = await service.outbound.create(spec, "demo")
+        service.install_campaign_queue(live)
+        data = demo_leads_csv(model.leads, seed=scenario.seed)
+
+        async def chunks(body: bytes = data) -> AsyncIterator[bytes]:
+            yield body
+
+        await service.outbound.import_leads(model.name, chunks(), source="demo.csv", who="demo")
+        await service.outbound.set_status(model.name, "start", "demo")
+
+
 def _with_listen(config: ServiceConfig, listen: tuple[str, int]) -> ServiceConfig:
     return replace(config, listen_host=listen[0], listen_port=listen[1])
 
@@ -193,6 +247,13 @@ def _status_line(service: AcdService) -> str:
         parts.append(
             f"{q}: {w.offered} in, {w.answered} answered, {w.abandoned} abandoned, "
             f"{router.waiting_count(q)} waiting, SL {sl}"
+        )
+    for p in service.campaign_progress():
+        rate = p["abandon_rate"]
+        parts.append(
+            f"{p['campaign']} ({p['status']}): {p['dials']} dials, {p['connects']} connects, "
+            f"{p['abandons']} abandons ({rate['rate']:.1%} of {rate['humans']:g} humans), "
+            f"level {p['dial_level']:.1f}"
         )
     states = router.agents_by_state()
     agents = ", ".join(f"{n} {s.value}" for s, n in states.items() if n and s is not AgentState.LOGGED_OUT)

@@ -24,10 +24,11 @@ import collections
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from acd.agents import AgentState, IllegalTransitionError
@@ -39,6 +40,7 @@ from acd.events import (
     AgentReady,
     CallArrived,
     CallEnded,
+    CallOutcome,
     CallRecord,
     CancelOffer,
     Command,
@@ -47,9 +49,16 @@ from acd.events import (
 )
 from acd.router import CallState, Router
 from ccd.config import AgentSettings, ServiceConfig
+from ccd.kv import KvError, open_kv
 from ccd.metrics import Metrics
+from ccd.outbound import LiveCampaign, OutboundManager
+from ccd.store import Store
+from dialer.campaign import AmdAction
+from dialer.leads import Outcome
+from dialer.runner import HOLD_REASON, AgentPicture, Dial, DialState, acd_queue_config, picture_from_router
 from telephony.ami import AmiActionError, AmiClient, AmiDisconnected, AmiError
 from telephony.calls import CallTracker
+from telephony.outbound import DialAnswered, DialEnded, DialEvent, DialFailed, OutboundTracker
 
 log = logging.getLogger("ccd.service")
 
@@ -148,18 +157,39 @@ class AcdService:
         self._offer_failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Outbound: campaigns kept in the store, dials tracked on the wire.
+        self.outbound = OutboundManager(Store(open_kv(config.store_url)), now=self.clock.now)
+        self.dials = OutboundTracker()
+        self._arrivals: dict[str, CallArrived] = {}  # answered humans, until they reach ccd-hold
+        self._dial_seq = itertools.count(1)
+        self._flush_task: asyncio.Task[None] | None = None
+        self._cps_window: dict[str, deque[float]] = {}
+        self._held_for: dict[str, str] = {}  # call id -> agent held for a personal call
+        self.metrics.watch_campaigns(self.campaign_progress)
 
     def _on_record(self, rec: CallRecord) -> None:
         self.recent.append(rec)
         self._offer_failures.pop(rec.call_id, None)
+        if rec.queue.startswith("outbound:") and self.outbound.state_of(rec.call_id) is DialState.WAITING:
+            # The router's verdict on an answered human: put through (and when), or not.
+            if rec.outcome is CallOutcome.ANSWERED and rec.agent_id is not None:
+                self.outbound.connected(rec.left_at, rec.call_id, rec.agent_id)
+            else:
+                self.outbound.abandoned(rec.left_at, rec.call_id, rec.detail or rec.outcome.value)
+                self._release_hold(rec.call_id)
+            self._flush_soon()
 
     # --- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.outbound.load()
+        for live in self.outbound.campaigns.values():
+            self.install_campaign_queue(live)
         self._tasks = [
             asyncio.create_task(self._login_pacer(), name="ccd-login-pacer"),
             asyncio.create_task(self._timers(), name="ccd-router-timers"),
             asyncio.create_task(self._heartbeat(), name="ccd-heartbeat"),
+            asyncio.create_task(self._dialer(), name="ccd-dialer"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
@@ -199,6 +229,9 @@ class AcdService:
         # gather, not a loop of awaits under suppress(CancelledError): a cancellation of
         # stop() itself must propagate, not be taken for one of its tasks ending.
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(KvError):
+            await self.outbound.flush()
+        await self.outbound.store.close()
         await self.ami.close()
 
     async def _drain(self) -> None:
@@ -223,11 +256,16 @@ class AcdService:
         if self.tracker.malformed != malformed:
             self.metrics.ami_malformed.inc(self.tracker.malformed - malformed)
         for event in events:
+            if isinstance(event, CallArrived) and event.queue.startswith("outbound:"):
+                self._outbound_arrived(event, received)
+                continue
             if isinstance(event, CallArrived) and not self.accepting:
                 for action in self.tracker.fallback_actions(event.call_id):
                     self._send(_Out(action, received))
                 continue
             self._apply(event, received)
+        for dial_event in self.dials.on_ami(msg, self.clock.now()):
+            self._dial_event(dial_event)
 
     def _login_result(self, msg: Mapping[str, Any]) -> None:
         agent = self._login_actions.pop(str(msg.get("ActionID", "")), None)
@@ -396,6 +434,8 @@ class AcdService:
         received = time.perf_counter()
         for event in self.tracker.resync(list(channels), details, self.clock.now()):
             self._apply(event, received)
+        for dial_event in self.dials.resync(list(channels), self.clock.now()):
+            self._dial_event(dial_event)
         held, self._held_events = self._held_events, []
         for msg, at in held:
             self._handle_ami(msg, at)
@@ -543,3 +583,158 @@ class AcdService:
             raise ServiceError("not connected to Asterisk", 503)
         for action in self.tracker.transfer_actions(call_id, queue):
             self._send(_Out(action, time.perf_counter()))
+
+    # --- outbound ---------------------------------------------------------------------
+
+    def campaign_picture(self, name: str) -> AgentPicture | None:
+        queue = f"outbound:{name}"
+        return picture_from_router(self.router, queue) if queue in self.router.queue_names else None
+
+    def campaign_progress(self) -> list[dict[str, Any]]:
+        return [self.outbound.progress(n, self.campaign_picture(n)) for n in list(self.outbound.campaigns)]
+
+    def install_campaign_queue(self, live: LiveCampaign) -> None:
+        """The ACD queue a campaign's answered humans wait in, served by the agents of
+        the queue the campaign names (blended agents serve both)."""
+        name = f"outbound:{live.name}"
+        if name in self.router.queue_names:
+            return
+        base = live.campaign.queue
+        if base not in self.router.queue_names:
+            raise ServiceError(f"campaign {live.name}: unknown ACD queue {base!r}", 409)
+        cfg = self.router.queue_config(base)
+        out = self.router.add_queue(
+            acd_queue_config(live.campaign, skills=cfg.skills, groups=cfg.groups, wrap_up_s=cfg.wrap_up_s)
+        )
+        for agent_id, a in self.agents.items():
+            queues = a.profile.queues
+            if queues and base in queues and name not in queues:
+                profile = replace(a.profile, queues=(*queues, name))
+                self.agents[agent_id] = replace(a, profile=profile)
+                out += self.router.register_agent(profile)
+        self._execute(out, time.perf_counter())
+
+    def _flush_soon(self) -> None:
+        """Write the outbound facts noted so far, behind the event that made them."""
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await self.outbound.flush()
+        except KvError as exc:  # kept in the journal; the next flush retries
+            log.error("outbound store: %s", exc)
+
+    async def _dialer(self) -> None:
+        """Pace every running campaign, every ``pace_every`` of service time."""
+        settings = self.config.outbound
+        while True:
+            await asyncio.sleep(self.clock.wall_delay(settings.pace_every_s))
+            now = self.clock.now()
+            for event in self.dials.reap(now):
+                self._dial_event(event)
+            if not self.ready or not self.accepting:
+                continue
+            self._execute(self.router.on_timer(now), time.perf_counter())
+            for live in self.outbound.running():
+                free = settings.max_channels - len(self.dials.calls)
+                sent = self._cps_window.setdefault(live.name, deque())
+                while sent and sent[0] <= now - 1.0:
+                    sent.popleft()
+                room = min(free, math.floor(settings.max_cps) - len(sent))
+                if room <= 0:
+                    continue
+                picture = picture_from_router(self.router, f"outbound:{live.name}")
+                try:
+                    dials = await self.outbound.launch(live.name, now, picture, max_dials=room)
+                except KvError as exc:
+                    # Not on record, so not sent: no call may go out that a restart could not see.
+                    log.error("campaign %s: not dialling, the store failed: %s", live.name, exc)
+                    continue
+                for dial in dials:
+                    sent.append(now)
+                    self._originate_dial(live, dial, now)
+
+    def _originate_dial(self, live: LiveCampaign, dial: Dial, now: float) -> None:
+        if dial.agent_id is not None:
+            # A personal call (callback, preview): its agent is held for it meanwhile.
+            with contextlib.suppress(ServiceError):
+                self._checked(AgentPaused(now, dial.agent_id, HOLD_REASON))
+                self._held_for[dial.call_id] = dial.agent_id
+        campaign = live.campaign
+        self.dials.track(dial, now)
+        action = self.dials.originate_action(
+            dial,
+            action_id=f"{self.ami.action_id_prefix}-dial-{next(self._dial_seq)}",
+            trunk=self.config.outbound.trunk,
+            amd=campaign.amd,
+            amd_message=campaign.amd_message if campaign.amd_action is AmdAction.MESSAGE else None,
+            safe_harbour=campaign.safe_harbour,
+        )
+        # originate() keeps our ActionID: a failed Originate is known only by it.
+        task = asyncio.get_running_loop().create_task(self._send_dial(dial.call_id, action))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _send_dial(self, call_id: str, action: Mapping[str, Any]) -> None:
+        try:
+            await self.ami.originate(action)
+        except AmiError as exc:
+            self.metrics.ami_actions.labels("Originate", "failed").inc()
+            log.warning("call %s: Originate refused: %s", call_id, exc)
+            if self.outbound.state_of(call_id) is DialState.RINGING:
+                self.dials.forget(call_id)
+                self.outbound.failed(self.clock.now(), call_id, Outcome.FAILED, f"Originate refused: {exc}")
+                self._release_hold(call_id)
+                self._flush_soon()
+            return
+        self.metrics.ami_actions.labels("Originate", "ok").inc()
+
+    def _dial_event(self, event: DialEvent) -> None:
+        call_id = event.call_id
+        state = self.outbound.state_of(call_id)
+        if state is None:
+            return  # not ours, or settled already (a router record got there first)
+        if isinstance(event, DialFailed) and state is DialState.RINGING:
+            self.outbound.failed(event.at, call_id, event.outcome, event.detail)
+            self._release_hold(call_id)
+        elif isinstance(event, DialAnswered) and state is DialState.RINGING:
+            arrived = self.outbound.answered(event.at, call_id, human=event.human)
+            if arrived is not None:
+                self._arrivals[call_id] = arrived
+        elif isinstance(event, (DialEnded, DialFailed)):
+            at = event.at
+            if state in (DialState.CONNECTED, DialState.MACHINE):
+                self.outbound.ended(at, call_id)
+            elif state is DialState.WAITING:
+                self._arrivals.pop(call_id, None)
+                self.outbound.abandoned(at, call_id, "hung up before an agent took the call")
+            else:  # answered and gone without a verdict
+                self.outbound.failed(at, call_id, Outcome.FAILED, "hung up before AMD's verdict")
+            self._release_hold(call_id)
+        self._flush_soon()
+
+    def _outbound_arrived(self, event: CallArrived, received: float) -> None:
+        """A human the dialer called reached ccd-hold: the runner's arrival, not the
+        dialplan's, goes to the router (it carries the personal agent and the data)."""
+        arrived = self._arrivals.pop(event.call_id, None)
+        if arrived is None or not self.accepting:
+            # Not a call this ccd placed (a restart lost it): do not leave them in silence.
+            for action in self.tracker.fallback_actions(event.call_id):
+                self._send(_Out(action, received))
+            return
+        self._apply(replace(arrived, at=max(arrived.at, event.at)), received)
+        if arrived.agent_id is not None:
+            self._release_hold(event.call_id, agent_id=arrived.agent_id)
+
+    def _release_hold(self, call_id: str, *, agent_id: str | None = None) -> None:
+        """The agent held for a personal call is ready again (for it, or for anything)."""
+        agent = agent_id if agent_id is not None else self._held_for.pop(call_id, None)
+        if agent_id is not None:
+            self._held_for.pop(call_id, None)
+        if agent is None:
+            return
+        snap = self.router.agent(agent)
+        if snap.state is AgentState.PAUSED and snap.reason == HOLD_REASON:
+            with contextlib.suppress(ServiceError):
+                self._checked(AgentReady(self.clock.now(), agent))

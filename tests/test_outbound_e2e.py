@@ -1,0 +1,129 @@
+"""Outbound end to end: REST API -> dialer -> AMI -> simulated Asterisk -> agents.
+
+A campaign is created and filled over HTTP, started, watched and stopped; the
+simulated Asterisk plays callees with known probabilities. Then the books must add
+up three ways: the API's progress with itself (every dial has one outcome, every human
+is a connect or an abandon), with the PBX's own record of what each callee did, and
+with the router (every connect was a call an agent answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from test_http_campaigns import MANAGER, auth
+from test_serve_e2e import Live, scenario, start_live, stop_live
+
+from ccd.config import OutboundSettings
+from sim.pbx_world import OutboundCustomers
+from sim.workload import Exponential, Fixed
+
+SPEC = {
+    "name": "autumn",
+    "caller_id": "+12025550100",
+    "queue": "sales",
+    "dial_mode": "progressive",
+    "hours": {"default": "00:00-24:00"},
+    "amd": True,
+}
+# Network outcome -> the dialer's outcome for that dial.
+EXPECTED = {"busy": "busy", "no_answer": "no_answer", "congestion": "congestion", "invalid": "invalid"}
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    sc = scenario([{"group": "sal", "count": 4, "skills": {"sales": 1.0}}], ["sales"])
+    lv = await start_live(sc)
+    lv.service.config = replace(
+        lv.service.config,
+        tokens={**lv.service.config.tokens, MANAGER: "manager"},
+        outbound=OutboundSettings(max_channels=12, max_cps=4.0, pace_every_s=1.0),
+    )
+    lv.pbx.pbx.outbound_customers = OutboundCustomers(
+        p_human=0.35,
+        p_machine=0.15,
+        p_busy=0.15,
+        p_no_answer=0.15,
+        p_congestion=0.1,
+        p_invalid=0.1,
+        ring_s=Fixed(4.0),
+        fail_s=Fixed(2.0),
+        talk_s=Exponential(40.0),
+        patience_s=Fixed(30.0),
+        seed=7,
+    )
+    yield lv
+    await stop_live(lv)
+
+
+async def api(lv: Live, method: str, path: str, **kw: Any) -> Any:
+    async with lv.session.request(method, lv.url + path, headers=auth(MANAGER), **kw) as resp:
+        body = await resp.json()
+        assert resp.status < 300, body
+        return body
+
+
+async def test_a_campaign_through_the_api_adds_up(live: Live) -> None:
+    await api(live, "POST", "/api/campaigns", json=SPEC)
+    rows = "\n".join(["phone,name"] + [f"+1212{300 + i // 100}{i % 100:04d},c{i}" for i in range(150)])
+    report = await api(live, "POST", "/api/campaigns/autumn/leads", data=rows.encode())
+    assert report["imported"] == 150
+    await api(live, "POST", "/api/campaigns/autumn/start")
+
+    async def progress() -> dict[str, Any]:
+        return dict(await api(live, "GET", "/api/campaigns/autumn/progress"))
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while (p := await progress())["dials"] < 60:
+        assert asyncio.get_running_loop().time() < deadline, p
+        assert p["in_progress"]["ringing"] <= 12  # the trunk's channels
+        await asyncio.sleep(0.2)
+    await api(live, "POST", "/api/campaigns/autumn/stop")
+    while (p := await progress())["in_progress"] != {"ringing": 0, "humans_waiting": 0} or len(
+        live.service.outbound.active_calls()
+    ):
+        assert asyncio.get_running_loop().time() < deadline + 60, p
+        await asyncio.sleep(0.2)
+    await live.service.outbound.flush()
+
+    # The API's books add up.
+    outcomes = p["outcomes"]
+    assert sum(outcomes.values()) == p["dials"] >= 60
+    assert p["humans"] == p["connects"] + p["abandons"]
+    assert outcomes.get("human", 0) == p["connects"] and outcomes.get("abandoned", 0) == p["abandons"]
+    assert p["abandon_rate"]["humans"] == p["humans"]
+
+    # ... with what the simulated Asterisk saw, dial by dial.
+    pbx = live.pbx.pbx.outbound
+    assert len(pbx) == p["dials"]
+    seen: Counter[str] = Counter()
+    for call_id, rec in pbx.items():
+        lead = live.service.outbound.campaigns["autumn"].hopper.get(rec.lead)
+        [attempt] = [a for a in lead.attempts if abs(a.at - rec.dialled_at) < 5.0] or [None]
+        assert attempt is not None, (call_id, rec)
+        got = attempt.outcome.value
+        seen[got] += 1
+        if rec.result in EXPECTED:
+            assert got == EXPECTED[rec.result], (call_id, rec, attempt)
+        elif rec.result == "answered" and rec.amd_status == "MACHINE":
+            assert got == "machine", (call_id, rec, attempt)
+        elif rec.result == "answered":
+            assert got in ("human", "abandoned"), (call_id, rec, attempt)
+            assert (rec.fate == "completed") == (got == "human"), (call_id, rec, attempt)
+    assert seen == Counter(outcomes)
+
+    # ... and with the router: every connect is a call an agent answered.
+    stats = live.service.router.queue_stats("outbound:autumn", "total")
+    assert stats.answered == p["connects"] + sum(
+        1 for r in pbx.values() if r.fate is None and r.result == "answered"
+    )
+
+    # Every lead's record tells the same story (audit trail per lead).
+    for rec in list(pbx.values())[:10]:
+        lead = await api(live, "GET", f"/api/campaigns/autumn/leads/{rec.lead}")
+        assert [e["what"] for e in lead["audit"]].count("attempt") == len(lead["attempts"]) >= 1
