@@ -111,6 +111,7 @@ class LiveCampaign:
             "abandons": b["abandons"] + t.abandons,
             "machines": b["machines"] + t.machines,
         }
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one list import at a time
 
     @property
