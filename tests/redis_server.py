@@ -78,6 +78,8 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     def flush(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
@@ -86,5 +88,3 @@ class RedisServer:
 
     def stop(self) -> None:
         self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
