@@ -12,6 +12,7 @@ compared in constant time and never logged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import json
@@ -219,10 +220,9 @@ async def calls(request: web.Request) -> web.Response:
 # --- write ----------------------------------------------------------------------------
 
 
-async def agent_action(request: web.Request) -> web.Response:
+async def agent_action(request: web.Request, action: str) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent_id = request.match_info["agent"]
-    action = request.match_info["action"]
     body = await _body(request)
     if action == "login":
         state = service.login(agent_id)
@@ -243,10 +243,9 @@ async def agent_action(request: web.Request) -> web.Response:
     return _json({"agent": agent_id, "state": state}, 202 if state == "pending" else 200)
 
 
-async def call_action(request: web.Request) -> web.Response:
+async def call_action(request: web.Request, action: str) -> web.Response:
     service = request.app[SERVICE_KEY]
     call_id = request.match_info["call"]
-    action = request.match_info["action"]
     body = await _body(request)
     if action == "hangup":
         service.hangup(call_id)
@@ -269,8 +268,10 @@ def build_app(service: AcdService) -> web.Application:
     app.router.add_get("/api/queues", queues)
     app.router.add_get("/api/agents", agents)
     app.router.add_get("/api/calls", calls)
-    app.router.add_post("/api/agents/{agent}/{action}", agent_action)
-    app.router.add_post("/api/calls/{call}/{action}", call_action)
+    for action in ("login", "logout", "pause", "ready"):
+        app.router.add_post(f"/api/agents/{{agent}}/{action}", functools.partial(agent_action, action=action))
+    for action in ("hangup", "transfer"):
+        app.router.add_post(f"/api/calls/{{call}}/{action}", functools.partial(call_action, action=action))
     add_campaign_routes(app)
     return app
 
@@ -353,19 +354,32 @@ async def campaign_progress(request: web.Request) -> web.Response:
 async def _upload(request: web.Request) -> tuple[AsyncIterator[bytes], str]:
     """The CSV of a request: a multipart ``file`` part, or the body itself (text/csv)."""
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                raise web.HTTPBadRequest(reason="the multipart body has no 'file' part")
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                source = part.filename or "upload.csv"
+        try:
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    raise web.HTTPBadRequest(reason="the multipart body has no 'file' part")
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    break
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # aiohttp's parser raises a variety of errors on garbage
+            raise web.HTTPBadRequest(
+                reason=f"the multipart body is malformed ({type(exc).__name__})"
+            ) from None
+        source = part.filename or "upload.csv"
 
-                async def chunks(p: BodyPartReader = part) -> AsyncIterator[bytes]:
-                    while chunk := await p.read_chunk(1 << 16):
-                        yield chunk
+        async def chunks(p: BodyPartReader = part) -> AsyncIterator[bytes]:
+            try:
+                while chunk := await p.read_chunk(1 << 16):
+                    yield chunk
+            except Exception as exc:
+                raise InputError(
+                    "upload", f"the multipart body is malformed ({type(exc).__name__})"
+                ) from None
 
-                return chunks(), source
+        return chunks(), source
     if not request.can_read_body:
         raise web.HTTPBadRequest(reason="send the CSV as the body (text/csv) or as a multipart 'file' part")
     return request.content.iter_chunked(1 << 16), request.query.get("source", "upload.csv")

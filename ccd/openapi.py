@@ -35,6 +35,7 @@ _CSV_BODY = {
     },
 }
 
+_EMPTY_BODY = {"type": "object", "additionalProperties": False}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _LEAD = {"name": "lead", "in": "path", "required": True, "schema": {"type": "string"}}
 _NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -90,45 +91,58 @@ def openapi_document() -> dict[str, Any]:
         "/api/queues": {"get": {"summary": "queues with live statistics", "responses": _ok("queues")}},
         "/api/agents": {"get": {"summary": "agents and their states", "responses": _ok("agents")}},
         "/api/calls": {"get": {"summary": "calls in the ACD", "responses": _ok("calls")}},
-        "/api/agents/{agent}/{action}": {
-            "post": {
-                "summary": "login, logout (force), pause (reason) or ready an agent (admin, supervisor)",
-                "parameters": [
-                    _AGENT,
+        **{
+            f"/api/agents/{{agent}}/{action}": {
+                "post": {
+                    "summary": f"{text} (admin, supervisor)",
+                    "parameters": [_AGENT],
+                    "requestBody": {"required": False, "content": {"application/json": {"schema": body}}},
+                    "security": write,
+                    "responses": _ok("the agent's new state", code="200"),
+                }
+            }
+            for action, text, body in (
+                ("login", "log an agent in (rings their phone in session mode)", _EMPTY_BODY),
+                (
+                    "logout",
+                    "log an agent out (force: even mid-call)",
                     {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"enum": ["login", "logout", "pause", "ready"]},
+                        "type": "object",
+                        "properties": {"force": {"type": "boolean"}},
+                        "additionalProperties": False,
                     },
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"reason": {"type": "string"}, "force": {"type": "boolean"}},
-                            }
-                        }
+                ),
+                (
+                    "pause",
+                    "pause an agent with a reason",
+                    {
+                        "type": "object",
+                        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 64}},
+                        "additionalProperties": False,
                     },
-                },
+                ),
+                ("ready", "make an agent ready", _EMPTY_BODY),
+            )
+        },
+        "/api/calls/{call}/hangup": {
+            "post": {
+                "summary": "hang up a call (admin, supervisor)",
+                "parameters": [_CALL],
                 "security": write,
-                "responses": _ok("new state"),
+                "responses": _ok("requested", code="202"),
             }
         },
-        "/api/calls/{call}/{action}": {
+        "/api/calls/{call}/transfer": {
             "post": {
-                "summary": "hang up or transfer a call (admin, supervisor)",
-                "parameters": [
-                    _CALL,
+                "summary": "transfer a call to another queue (admin, supervisor)",
+                "parameters": [_CALL],
+                "requestBody": _json_body(
                     {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"enum": ["hangup", "transfer"]},
-                    },
-                ],
+                        "type": "object",
+                        "required": ["queue"],
+                        "properties": {"queue": {"type": "string", "minLength": 1}},
+                    }
+                ),
                 "security": write,
                 "responses": _ok("requested", code="202"),
             }
@@ -293,7 +307,8 @@ def openapi_document() -> dict[str, Any]:
             "supervisor: agents and calls; viewer: read only).",
         },
         "servers": [{"url": "/"}],
-        "security": [{"bearer": []}],
+        # Reads: a token from outside the host, none needed from loopback (trust_loopback).
+        "security": [{}, {"bearer": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
