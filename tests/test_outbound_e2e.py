@@ -91,6 +91,10 @@ async def test_a_campaign_through_the_api_adds_up(live: Live) -> None:
         await asyncio.sleep(0.2)
     await live.service.outbound.flush()
 
+    # The trunk's limits held: never more than max_cps new calls in any second.
+    starts = sorted(r.dialled_at for r in live.pbx.pbx.outbound.values())
+    assert max(sum(1 for t in starts if s0 <= t < s0 + 1.0) for s0 in starts) <= 4
+
     # The API's books add up.
     outcomes = p["outcomes"]
     assert sum(outcomes.values()) == p["dials"] >= 60
@@ -127,3 +131,39 @@ async def test_a_campaign_through_the_api_adds_up(live: Live) -> None:
     for rec in list(pbx.values())[:10]:
         lead = await api(live, "GET", f"/api/campaigns/autumn/leads/{rec.lead}")
         assert [e["what"] for e in lead["audit"]].count("attempt") == len(lead["attempts"]) >= 1
+
+
+async def test_a_callback_goes_to_the_agent_who_booked_it(live: Live) -> None:
+    """A callback booked for an agent: they are held while it rings, then get the call."""
+    await api(live, "POST", "/api/campaigns", json={**SPEC, "amd": False})
+    rows = "\n".join(["phone,name"] + [f"+1212{300 + i // 100}{i % 100:04d},c{i}" for i in range(20)])
+    await api(live, "POST", "/api/campaigns/autumn/leads?list=l", data=rows.encode())
+    # Everyone else's numbers ring out; the callback's number answers (a human, no AMD).
+    for i in range(20):
+        live.pbx.pbx.script_number(f"+1212{300 + i // 100}{i % 100:04d}", "noanswer")
+    target = "+12123000007"
+    live.pbx.pbx.script_number(target, "answer", after_s=3.0, talk_s=20.0)
+    now = live.service.clock.now()
+    await api(
+        live, "POST", "/api/campaigns/autumn/callbacks", json={"lead": "l-9", "at": now, "agent": "sal-3"}
+    )
+    await api(live, "POST", "/api/campaigns/autumn/start")
+    records = live.service.recent
+
+    def answered_by() -> str | None:
+        for rec in records:
+            if rec.queue == "outbound:autumn" and rec.outcome.value == "answered":
+                return rec.agent_id
+        return None
+
+    await live.until(lambda: answered_by() is not None, timeout=30)
+    assert answered_by() == "sal-3"
+    [dial] = [r for r in live.pbx.pbx.outbound.values() if r.number == target]
+    assert dial.lead == "l-9" and dial.fate in (None, "completed")
+    await api(live, "POST", "/api/campaigns/autumn/stop")
+    await live.until(lambda: not live.service.outbound.active_calls(), timeout=60)
+    lead = await api(live, "GET", "/api/campaigns/autumn/leads/l-9")
+    assert [(a["outcome"], a["agent"]) for a in lead["attempts"]] == [("human", "sal-3")]
+    assert lead["callback_at"] is None
+    # The agent was only held for the call: ready again (or in wrap-up) afterwards.
+    assert live.state("sal-3").value in ("ready", "wrap_up")
