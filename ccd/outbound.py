@@ -234,6 +234,10 @@ class OutboundManager:
                     self._journal[:0] = ops  # kept, in order, for the next flush
                     raise
 
+    def note(self, ops: list[Op]) -> None:
+        """Journal facts of the service's own (agents' pauses) behind the dialler's."""
+        self._journal += ops
+
     def _ledger_ops(self, live: LiveCampaign) -> None:
         for entry in live.ledger.journal:
             self._uid += 1

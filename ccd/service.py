@@ -165,6 +165,7 @@ class AcdService:
         self._flush_task: asyncio.Task[None] | None = None
         self._cps_window: dict[str, deque[float]] = {}
         self._held_for: dict[str, str] = {}  # call id -> agent held for a personal call
+        self._stored_agents: dict[str, tuple[str, str | None, float]] = {}
         self.metrics.watch_campaigns(self.campaign_progress)
 
     def _on_record(self, rec: CallRecord) -> None:
@@ -183,6 +184,9 @@ class AcdService:
 
     async def start(self) -> None:
         await self.outbound.load()
+        # Pauses are ccd's own decisions (Asterisk does not know them): put back after
+        # the first reconciliation those of agents whose sessions are still up.
+        self._stored_agents = await self.outbound.store.agents()
         for live in self.outbound.campaigns.values():
             self.install_campaign_queue(live)
         self._tasks = [
@@ -287,6 +291,8 @@ class AcdService:
         if isinstance(event, AgentLoggedOut):
             held_call = self.router.agent(event.agent_id).call_id
             self.login_status.pop(event.agent_id, None)
+            if event.agent_id in self.agents:
+                self._note_agent(event.agent_id, "logged_out", None)
         if isinstance(event, AgentLoggedIn):
             self.login_status.pop(event.agent_id, None)
         t0 = time.perf_counter()
@@ -441,12 +447,23 @@ class AcdService:
             self._handle_ami(msg, at)
         self._resyncing = False
         await self._send_heartbeat()
+        self._restore_pauses()
         self.ready = True
         self._wake.set()
         for agent_id, a in self.agents.items():
             if a.auto_login and self.router.agent(agent_id).state is AgentState.LOGGED_OUT:
                 with contextlib.suppress(ServiceError):
                     self.login(agent_id)
+
+    def _restore_pauses(self) -> None:
+        stored, self._stored_agents = self._stored_agents, {}
+        for agent_id, (state, reason, _) in stored.items():
+            if state != "paused" or agent_id not in self.agents or reason in (None, HOLD_REASON):
+                continue
+            if self.router.agent(agent_id).state is AgentState.READY:
+                with contextlib.suppress(ServiceError):
+                    self._checked(AgentPaused(self.clock.now(), agent_id, str(reason)))
+                    log.info("agent %s: paused again (%s), as before the restart", agent_id, reason)
 
     def _on_disconnected(self) -> None:
         self.ready = False
@@ -547,12 +564,18 @@ class AcdService:
     def pause(self, agent_id: str, reason: str) -> str:
         self._agent_settings(agent_id)
         self._checked(AgentPaused(self.clock.now(), agent_id, reason))
+        self._note_agent(agent_id, "paused", reason)
         return self.router.agent(agent_id).state.value
 
     def make_ready(self, agent_id: str) -> str:
         self._agent_settings(agent_id)
         self._checked(AgentReady(self.clock.now(), agent_id))
+        self._note_agent(agent_id, "ready", None)
         return self.router.agent(agent_id).state.value
+
+    def _note_agent(self, agent_id: str, state: str, reason: str | None) -> None:
+        self.outbound.note(self.outbound.store.agent_ops(agent_id, state, reason, self.clock.now()))
+        self._flush_soon()
 
     def _checked(self, event: Event) -> None:
         """Apply a request's event, turning an illegal move into a 409 for the caller."""

@@ -433,10 +433,11 @@ class Store:
 
     # --- agents ----------------------------------------------------------------------
 
+    def agent_ops(self, agent_id: str, state: str, reason: str | None, at: float) -> list[Op]:
+        return [("HSET", f"{self.p}:agents", agent_id, _dumps({"state": state, "reason": reason, "at": at}))]
+
     async def save_agent(self, agent_id: str, state: str, reason: str | None, at: float) -> None:
-        await self.kv.apply(
-            [("HSET", f"{self.p}:agents", agent_id, _dumps({"state": state, "reason": reason, "at": at}))]
-        )
+        await self.kv.apply(self.agent_ops(agent_id, state, reason, at))
 
     async def agents(self) -> dict[str, tuple[str, str | None, float]]:
         raw = await self.kv.hgetall(f"{self.p}:agents")

@@ -221,3 +221,23 @@ async def test_cli_drives_the_same_api(
     monkeypatch.setenv("CCD_TOKEN", VIEWER)
     code, err = await ccd("stop", "autumn")
     assert code == 3 and "403" in err
+
+
+async def test_concurrent_uploads_over_http_all_land(live: Live) -> None:
+    assert (await call(live, "POST", "/api/campaigns", json=SPEC))[0] == 201
+
+    def rows(k: int) -> bytes:
+        return ("phone\n" + "".join(f"+1212{400 + k}{i:04d}\n" for i in range(300))).encode()
+
+    results = await asyncio.gather(
+        *(
+            call(live, "POST", f"/api/campaigns/spring/leads?list=l{k}", data=io.BytesIO(rows(k)))
+            for k in range(4)
+        )
+    )
+    assert [status for status, _ in results] == [201] * 4
+    assert sum(body["imported"] for _, body in results) == 1200
+    _, lists = await call(live, "GET", "/api/campaigns/spring/lists")
+    assert sorted(r["list_id"] for r in lists["lists"]) == ["l0", "l1", "l2", "l3"]
+    _, progress = await call(live, "GET", "/api/campaigns/spring/progress")
+    assert progress["leads"]["total"] == 1200

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 from test_http_campaigns import MANAGER, auth
-from test_serve_e2e import Live, scenario, start_live, stop_live
+from test_serve_e2e import SPEED, Live, scenario, start_live, stop_live
 
+from acd.agents import AgentState
 from ccd.config import OutboundSettings
+from ccd.service import AcdService
 from sim.pbx_world import OutboundCustomers
 from sim.workload import Exponential, Fixed
 
@@ -167,3 +169,34 @@ async def test_a_callback_goes_to_the_agent_who_booked_it(live: Live) -> None:
     assert lead["callback_at"] is None
     # The agent was only held for the call: ready again (or in wrap-up) afterwards.
     assert live.state("sal-3").value in ("ready", "wrap_up")
+
+
+async def test_pauses_survive_a_restart(redis_url: str) -> None:
+    """A pause is ccd's decision, unknown to Asterisk: the store brings it back."""
+    sc = scenario([{"group": "sal", "count": 2, "skills": {"sales": 1.0}}], ["sales"])
+    lv = await start_live(sc)
+    config = replace(lv.service.config, store_url=redis_url)
+    await lv.service.stop()
+    services = []
+    try:
+        for run in range(2):
+            service = AcdService(config, speed=SPEED)
+            services.append(service)
+            await service.start()
+            await lv.until(
+                lambda s=service: s.ready and s.router.agent("sal-1").state is not AgentState.LOGGED_OUT
+            )
+            if run == 0:
+                assert service.pause("sal-1", "lunch") == "paused"
+                await service.outbound.flush()
+            else:
+                await lv.until(lambda s=service: s.router.agent("sal-1").state is AgentState.PAUSED)
+                assert service.router.agent("sal-1").reason == "lunch"
+                assert service.router.agent("sal-2").state is AgentState.READY
+            await service.stop()
+    finally:
+        for service in services:
+            await service.stop()
+        await lv.session.close()
+        await lv._runner.cleanup()  # type: ignore[attr-defined]
+        await lv.pbx.stop()
