@@ -172,8 +172,8 @@ class OutboundManager:
             self.campaigns[record.name] = live
             # Lead states are stored when a DNC stops them; this catches a number listed
             # while its lead was being dialled (stopped when next served, not stored).
-            self._apply_dnc(global_dnc, None, "ccd", journal=False)
-            self._apply_dnc(own_dnc, record.name, "ccd", journal=False)
+            self._apply_dnc(global_dnc, None, "ccd", journal=False, only=live)
+            self._apply_dnc(own_dnc, record.name, "ccd", journal=False, only=live)
         await self.flush()
 
     def _settle_lost(
@@ -397,11 +397,20 @@ class OutboundManager:
         }
 
     def _apply_dnc(
-        self, numbers: Iterable[str], campaign: str | None, who: str, *, journal: bool = True
+        self,
+        numbers: Iterable[str],
+        campaign: str | None,
+        who: str,
+        *,
+        journal: bool = True,
+        only: LiveCampaign | None = None,
     ) -> int:
         """Stop the leads with these numbers now (and say so on each lead's record)."""
         stopped = 0
-        targets = list(self.campaigns.values()) if campaign is None else [self.get(campaign)]
+        if only is not None:
+            targets = [only]
+        else:
+            targets = list(self.campaigns.values()) if campaign is None else [self.get(campaign)]
         at = self.now()
         for number in numbers:
             self.dnc.add(number, campaign)

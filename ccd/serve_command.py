@@ -36,6 +36,7 @@ from acd.durations import parse_duration
 from acd.errors import InputError
 from ccd.config import AgentSettings, AmiSettings, ServiceConfig, load_config, parse_listen
 from ccd.http import build_app
+from ccd.kv import KvError
 from ccd.service import AcdService
 from sim.ami_server import SimulatedAsterisk
 from sim.scenario import Scenario, load_scenario
@@ -160,6 +161,8 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int] | None, durat
         if starting.done():
             if (failure := starting.exception()) is not None:
                 stopping.cancel()
+                if isinstance(failure, KvError):
+                    raise InputError("store", f"{failure} (is Redis running at the [store] URL?)") from None
                 if isinstance(failure, AmiAuthError):
                     raise InputError(
                         f"ami {config.ami.host}:{config.ami.port}",

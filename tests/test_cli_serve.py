@@ -159,3 +159,26 @@ async def test_simulate_pbx_speaks_ami_and_stops_on_sigterm() -> None:
             await proc.communicate()
     assert proc.returncode == 0, err
     assert b"stopping" in out
+
+
+def test_serve_says_when_the_store_is_unreachable() -> None:
+    proc = subprocess.run(
+        [
+            *CCD,
+            "serve",
+            "--demo",
+            "--store",
+            f"redis://127.0.0.1:{free_port()}/0",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--for",
+            "20s",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "ccd serve: error: store: Redis" in proc.stderr and "Traceback" not in proc.stderr
