@@ -52,6 +52,7 @@ STATUSES = ("stopped", "running", "paused")
 ACTIONS = {"start": "running", "pause": "paused", "stop": "stopped"}
 MAX_UPLOAD = 512 * 2**20  # bytes: a lead file of several million rows
 CHUNK = 1 << 16
+YIELD_EVERY = 5000  # leads handled between two returns to the event loop (a few ms)
 MAX_PROBLEMS_SHOWN = 100  # per import report; the count is always exact
 _LIST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -346,13 +347,15 @@ class OutboundManager:
             fresh: list[Lead] = []
             merged = read.merged
             clashes = []
-            for lead in read.leads:
+            for k, lead in enumerate(read.leads):
                 if live.hopper.has_number(lead.number):
                     merged += 1
                 elif lead.lead_id in live.hopper:
                     clashes.append(lead.lead_id)
                 else:
                     fresh.append(lead)
+                if k % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # a million leads: let AMI events through meanwhile
             record = ListRecord(
                 lid, source, read.rows, len(fresh), merged, len(read.problems) + len(clashes), at, who
             )
@@ -361,7 +364,9 @@ class OutboundManager:
                 f"lead_id {c!r} is already in the campaign" for c in clashes[: MAX_PROBLEMS_SHOWN // 2]
             ]
             await self.store.import_list(name, record, fresh, detail={"problems_shown": problems[:20]})
-            live.hopper.load(fresh, max(at, self.now()))
+            for i in range(0, len(fresh), YIELD_EVERY):
+                live.hopper.load(fresh[i : i + YIELD_EVERY], max(at, self.now()))
+                await asyncio.sleep(0)
             return {
                 "campaign": name,
                 "list": lid,
@@ -586,15 +591,30 @@ class OutboundManager:
         competing_rate_per_s: float = 0.0,
         max_dials: int | None = None,
     ) -> list[Dial]:
-        """Pace one campaign; every dial returned is already on record in the store."""
+        """Pace one campaign; every dial returned is already on record in the store.
+
+        If the store cannot take the record, the dials are withdrawn (their leads go
+        back undialled, no attempt counted) and KvError is raised: a call the store
+        does not know of must not go out, since a restart could not account for it."""
         live = self.get(name)
         if live.status != "running":
             return []
+        await self.flush()  # earlier facts first; a store that is down stops pacing here
         dials = live.runner.pace(at, picture, competing_rate_per_s=competing_rate_per_s, max_dials=max_dials)
+        if not dials:
+            return dials
+        ops: list[Op] = []
+        for d in dials:
+            ops += self.store.begin_dial_ops(name, d.call_id, live.hopper.get(d.lead_id), at)
+        try:
+            await self.store.kv.apply(ops)
+        except KvError:
+            self.write_errors += 1
+            for d in dials:
+                live.runner.withdraw(at, d.call_id)
+            raise
         for d in dials:
             self._calls[d.call_id] = (live, d.lead_id)
-            self._journal += self.store.begin_dial_ops(name, d.call_id, live.hopper.get(d.lead_id), at)
-        await self.flush()
         return dials
 
     def owner(self, call_id: str) -> LiveCampaign | None:

@@ -28,6 +28,7 @@ Times are POSIX seconds on the driver's clock and must not go backwards.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -346,6 +347,26 @@ class CampaignRunner:
             lead.data,
             personal,
         )
+
+    def withdraw(self, at: float, call_id: str) -> None:
+        """Take back a dial :meth:`pace` returned that the driver could not place (its
+        store refused to record it): no attempt, the lead back in the hopper as it was,
+        and the books as if the dial had never been launched."""
+        call = self._get(call_id, DialState.RINGING)
+        del self._calls[call_id]
+        self._ringing -= 1
+        self._dials -= 1
+        if self._today[0] > 0:
+            self._today[0] -= 1
+        entry = self._entry.pop(call_id, None)
+        # By identity, from the newest end: entries of calls launched together are equal.
+        for i in range(len(self._young) - 1, -1, -1):
+            if self._young[i] is entry:
+                del self._young[i]
+                break
+        with contextlib.suppress(ValueError):
+            self._last_minute.remove((call.launched_at, call_id))
+        self.hopper.release(call.lead_id, at)
 
     def estimates(self, at: float | None = None) -> RollingEstimates:
         """Rates and ring times of the last ``samples`` complete launch cohorts (calls

@@ -7,13 +7,14 @@ memory dicts): everything it knows must come from the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from acd.errors import InputError
-from ccd.kv import Kv, MemoryKv, RedisKv
+from ccd.kv import Kv, KvError, MemoryKv, Op, RedisKv
 from ccd.outbound import OutboundError, OutboundManager
 from ccd.store import Store
 from dialer.leads import LeadState, Outcome
@@ -168,3 +169,39 @@ async def test_concurrent_uploads_all_land(kv_factory: Callable[[], Kv]) -> None
     assert sum(r["imported"] for r in reports) == 200
     m2 = await _manager(kv_factory, Clock())
     assert m2.progress("spring")["leads"]["total"] == 200
+
+
+class FlakyKv(MemoryKv):
+    """The memory backend, but refusing writes while ``down`` (Redis gone away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def apply(self, ops: Sequence[Op]) -> list[Any]:
+        if self.down:
+            raise KvError("Redis: Connection refused")
+        return await super().apply(ops)
+
+
+async def test_no_dial_goes_out_that_the_store_did_not_record() -> None:
+    clock = Clock()
+    kv = FlakyKv()
+    m = OutboundManager(Store(kv), now=clock)
+    await m.load()
+    await m.create(SPEC, "mgr")
+    await m.import_leads("spring", chunks(csv_rows(10)), source="a.csv", who="mgr")
+    await m.set_status("spring", "start", "mgr")
+    live = m.get("spring")
+    before = m.progress("spring", PICTURE)
+    kv.down = True
+    with pytest.raises(KvError):
+        await m.launch("spring", clock(), PICTURE)
+    # Withdrawn: no call in flight, leads back undialled, the runner's books unchanged.
+    assert m.active_calls() == [] and live.runner.ringing == 0
+    assert m.progress("spring", PICTURE)["dials"] == before["dials"] == 0
+    assert all(live.hopper.get(lid).state is LeadState.NEW for lid in live.hopper.lead_ids())
+    assert all(live.hopper.get(lid).attempts == () for lid in live.hopper.lead_ids())
+    kv.down = False
+    dials = await m.launch("spring", clock(), PICTURE)
+    assert len(dials) == 3 and len(await m.store.inflight("spring")) == 3
