@@ -228,6 +228,14 @@ class AcdService:
                         self._send(_Out(action, time.perf_counter()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._drain(), 5.0)
+            # Dials still ringing end within their ring timeout (answered or not): wait
+            # for them, so their outcomes are booked now rather than as "unknown" at the
+            # next start. Conversations go on after ccd has gone; they are not waited for.
+            ring_s = max(
+                (live.runner.ring_timeout_s for live in self.outbound.campaigns.values()), default=0.0
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ringing_over(), self.clock.wall_delay(ring_s + 5.0))
         for task in self._tasks:
             task.cancel()
         # gather, not a loop of awaits under suppress(CancelledError): a cancellation of
@@ -237,6 +245,10 @@ class AcdService:
             await self.outbound.flush()
         await self.outbound.store.close()
         await self.ami.close()
+
+    async def _ringing_over(self) -> None:
+        while any(self.outbound.state_of(c) is DialState.RINGING for c in self.outbound.active_calls()):
+            await asyncio.sleep(0.05)
 
     async def _drain(self) -> None:
         while self._in_flight:
