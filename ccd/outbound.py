@@ -23,6 +23,7 @@ are completed as ``failed`` attempts "outcome unknown: ccd restarted".
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import math
 import os
@@ -52,6 +53,7 @@ STATUSES = ("stopped", "running", "paused")
 ACTIONS = {"start": "running", "pause": "paused", "stop": "stopped"}
 MAX_UPLOAD = 512 * 2**20  # bytes: a lead file of several million rows
 CHUNK = 1 << 16
+MAX_LINE = 256 * 1024  # bytes: a row of 60 columns of MAX_FIELD would still fit
 YIELD_EVERY = 5000  # leads handled between two returns to the event loop (a few ms)
 MAX_PROBLEMS_SHOWN = 100  # per import report; the count is always exact
 _LIST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -334,7 +336,7 @@ class OutboundManager:
                 raise InputError("list", f"{lid!r}: use letters, digits, '_', '.', '-' (at most 64)")
             if any(r.list_id == lid for r in await self.store.lists(name)):
                 raise OutboundError(f"campaign {name!r}: list {lid!r} is already imported", 409)
-            with await _spool(chunks, self.max_upload) as f:
+            with await _spool(chunks, self.max_upload, source) as f:
                 # A big list takes seconds to read: off the loop, so calls keep flowing.
                 read = await asyncio.to_thread(
                     read_leads,
@@ -382,7 +384,7 @@ class OutboundManager:
     ) -> dict[str, Any]:
         if campaign is not None:
             self.get(campaign)
-        with await _spool(chunks, self.max_upload) as f:
+        with await _spool(chunks, self.max_upload, source) as f:
             read = await asyncio.to_thread(
                 read_dnc,
                 text_lines(iter(lambda: f.read(CHUNK), b""), source=source),
@@ -676,15 +678,35 @@ class OutboundManager:
         return None if entry is None else entry[0].hopper.get(entry[1])
 
 
-async def _spool(chunks: AsyncIterable[bytes], limit: int) -> IO[bytes]:
-    """An upload on disk (memory stays flat), refused as soon as it passes ``limit``."""
+async def _spool(chunks: AsyncIterable[bytes], limit: int, source: str) -> IO[bytes]:
+    """An upload on disk (memory stays flat), refused as soon as it cannot be a list.
+
+    Checked while it streams in, so garbage is refused after its first bad bytes, not
+    after a gigabyte of them: the size limit, UTF-8, and a line length no lead list
+    has (a CSV reader would only find out at the end of such a line)."""
     f = tempfile.TemporaryFile()  # noqa: SIM115 (returned open, closed by the caller's with)
+    decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
+    line = 1
+    open_line = 0  # bytes since the last newline
     try:
         async for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
+            if size + len(chunk) > limit:
                 raise OutboundError(f"the upload is larger than the limit of {limit // 2**20} MiB", 413)
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = line + chunk.count(b"\n", 0, exc.start)
+                problem = "is not UTF-8 text (save the file as UTF-8)"
+                raise InputError(f"{source}: line {at}", problem) from None
+            newlines = chunk.count(b"\n")
+            line += newlines
+            open_line = open_line + len(chunk) if newlines == 0 else len(chunk) - chunk.rfind(b"\n") - 1
+            if open_line > MAX_LINE:
+                raise InputError(
+                    f"{source}: line {line}", f"longer than {MAX_LINE // 1024} KiB: this is not a CSV list"
+                )
+            size += len(chunk)
             f.write(chunk)
     except BaseException:
         f.close()

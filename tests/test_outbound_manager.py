@@ -205,3 +205,28 @@ async def test_no_dial_goes_out_that_the_store_did_not_record() -> None:
     kv.down = False
     dials = await m.launch("spring", clock(), PICTURE)
     assert len(dials) == 3 and len(await m.store.inflight("spring")) == 3
+
+
+@pytest.mark.parametrize(
+    ("garbage", "problem"),
+    [
+        (b"\xff" * 65536, "line 1: is not UTF-8 text"),
+        (b"x" * 65536, "longer than 256 KiB"),
+        (b"phone\n" + b"\x00\xfe\xff" * 30000, "line 2: is not UTF-8 text"),
+    ],
+)
+async def test_a_gigabyte_of_garbage_is_refused_after_its_first_bytes(garbage: bytes, problem: str) -> None:
+    m = await _manager(MemoryKv, Clock())
+    await m.create(SPEC, "mgr")
+    sent = 0
+
+    async def gigabyte() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(2**30 // len(garbage)):
+            sent += len(garbage)
+            yield garbage
+
+    with pytest.raises(InputError, match=problem):
+        await m.import_leads("spring", gigabyte(), source="junk.csv", who="mgr")
+    assert sent <= 8 * 2**20  # read at most a few MiB of the gigabyte
+    assert await m.store.lists("spring") == []
