@@ -55,7 +55,16 @@ from ccd.outbound import LiveCampaign, OutboundManager
 from ccd.store import Store
 from dialer.campaign import AmdAction
 from dialer.leads import Outcome
-from dialer.runner import HOLD_REASON, AgentPicture, Dial, DialState, acd_queue_config, picture_from_router
+from dialer.runner import (
+    HOLD_REASON,
+    AgentPicture,
+    Dial,
+    DialState,
+    acd_queue_config,
+    competing_rate,
+    competing_shares,
+    picture_from_router,
+)
 from telephony.ami import AmiActionError, AmiClient, AmiDisconnected, AmiError
 from telephony.calls import CallTracker
 from telephony.outbound import DialAnswered, DialEnded, DialEvent, DialFailed, OutboundTracker
@@ -166,6 +175,9 @@ class AcdService:
         self._cps_window: dict[str, deque[float]] = {}
         self._held_for: dict[str, str] = {}  # call id -> agent held for a personal call
         self._stored_agents: dict[str, tuple[str, str | None, float]] = {}
+        # Blending: per campaign, the inbound queues sharing its agents, with the share.
+        self._shares: dict[str, list[tuple[str, float]]] = {}
+        self._started_at = self.clock.now()
         self.metrics.watch_campaigns(self.campaign_progress)
 
     def _on_record(self, rec: CallRecord) -> None:
@@ -647,6 +659,7 @@ class AcdService:
                 profile = replace(a.profile, queues=(*queues, name))
                 self.agents[agent_id] = replace(a, profile=profile)
                 out += self.router.register_agent(profile)
+        self._shares.clear()
         self._execute(out, time.perf_counter())
 
     def _flush_soon(self) -> None:
@@ -679,9 +692,17 @@ class AcdService:
                 room = min(free, math.floor(settings.max_cps) - len(sent))
                 if room <= 0:
                     continue
-                picture = picture_from_router(self.router, f"outbound:{live.name}")
+                queue = f"outbound:{live.name}"
+                picture = picture_from_router(self.router, queue)
+                shares = self._shares.get(live.name)
+                if shares is None:
+                    profiles = [a.profile for a in self.agents.values()]
+                    shares = self._shares[live.name] = competing_shares(self.router, queue, profiles)
+                competing = competing_rate(self.router, shares, since_s=now - self._started_at)
                 try:
-                    dials = await self.outbound.launch(live.name, now, picture, max_dials=room)
+                    dials = await self.outbound.launch(
+                        live.name, now, picture, competing_rate_per_s=competing, max_dials=room
+                    )
                 except KvError as exc:
                     # Not on record, so not sent: no call may go out that a restart could not see.
                     log.error("campaign %s: not dialling, the store failed: %s", live.name, exc)

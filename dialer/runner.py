@@ -31,13 +31,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from acd.agents import AgentState
+from acd.agents import AgentProfile, AgentState
 from acd.events import CallArrived, OverflowAction
 from acd.queues import OverflowRule, QueueConfig
 from acd.router import Router
@@ -645,3 +645,43 @@ def picture_from_router(router: Router, queue: str) -> AgentPicture:
         elif state is AgentState.WRAP_UP:
             busy.append(BusyAgent(max(0.0, since - talking_since), max(0.0, now - since)))
     return AgentPicture(logged_in, ready, tuple(busy), frozenset(ready_ids), frozenset(logged_in_ids))
+
+
+COMPETING_MIN_SPAN_S = 60.0
+"""Inbound rates are measured over at least this long: a minute-old router's few calls
+are not yet a rate."""
+
+
+def competing_rate(router: Router, shares: Sequence[tuple[str, float]], *, since_s: float) -> float:
+    """How fast inbound work takes a campaign's blended agents, in calls per second.
+
+    ``shares``: (inbound queue, share of its agents who also serve the campaign); each
+    queue's rate of offered calls over the router's 15-minute window is weighted by its
+    share. ``since_s``: how long the router has been counting (the rate's span is that,
+    between a minute and the window's 15). The simulator and the live dialer both pace
+    with this figure (:attr:`dialer.pacing.PacingView.competing_rate_per_s`)."""
+    if not shares:
+        return 0.0
+    span = max(COMPETING_MIN_SPAN_S, min(900.0, since_s))
+    return sum(share * router.queue_stats(q, "15m").offered for q, share in shares) / span
+
+
+def competing_shares(
+    router: Router, campaign_queue: str, profiles: Iterable[AgentProfile]
+) -> list[tuple[str, float]]:
+    """For each other queue sharing agents with ``campaign_queue``: the share of its
+    agents (of ``profiles``) who also take the campaign's calls."""
+    profiles = list(profiles)
+    target = router.queue_config(campaign_queue)
+    serves = [target.qualifying_level(p) is not None for p in profiles]
+    out = []
+    for name in router.queue_names:
+        if name == campaign_queue or name.startswith("outbound:"):
+            continue
+        cfg = router.queue_config(name)
+        takes = [cfg.qualifying_level(p) is not None for p in profiles]
+        pool = sum(takes)
+        shared = sum(1 for t, s_ in zip(takes, serves, strict=True) if t and s_)
+        if shared:
+            out.append((name, shared / pool))
+    return out

@@ -71,7 +71,14 @@ from acd.stats import BUCKET_S
 from dialer.campaign import CONNECT_TOLERANCE_S
 from dialer.hopper import Hopper
 from dialer.leads import FINAL_STATES, Lead, Outcome
-from dialer.runner import HOLD_REASON, CampaignRunner, CampaignTotals, Dial, picture_from_router
+from dialer.runner import (
+    HOLD_REASON,
+    CampaignRunner,
+    CampaignTotals,
+    Dial,
+    competing_rate,
+    picture_from_router,
+)
 from sim.scenario import ANSWER_KINDS, CampaignModel, Scenario, acd_queue, agent_queues, serves
 from sim.workload import Sampler, Uniform
 
@@ -85,7 +92,6 @@ _HUMAN, _MACHINE, _BUSY, _NO_ANSWER, _INVALID, _CONGESTION = range(6)
 assert ANSWER_KINDS == ("human", "machine", "busy", "no_answer", "invalid", "congestion")
 _FAILURES = {_BUSY: Outcome.BUSY, _INVALID: Outcome.INVALID, _CONGESTION: Outcome.CONGESTION}
 
-COMPETING_MIN_SPAN_S = 60.0  # early in a run the 15-min window holds little: do not over-read it
 LEAD_AREA_BASE = 200  # synthetic numbers +1 <200 + campaign index> <7-digit lead index>
 
 
@@ -414,9 +420,7 @@ class OutboundSim:
         if not run.competing:
             return 0.0
         if t - run.competing_at >= BUCKET_S:
-            span = max(COMPETING_MIN_SPAN_S, min(900.0, t))
-            offered = sum(share * self.router.queue_stats(q, "15m").offered for q, share in run.competing)
-            run.competing_rate = offered / span
+            run.competing_rate = competing_rate(self.router, run.competing, since_s=t)
             run.competing_at = t
         return run.competing_rate
 

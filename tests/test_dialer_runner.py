@@ -23,6 +23,7 @@ from acd.events import (
     OverflowAction,
     WrapUpDone,
 )
+from acd.queues import QueueConfig
 from acd.router import Router
 from dialer.campaign import DAY_S, HOUR_S, MINUTE_S, CallingHours, Campaign
 from dialer.hopper import Hopper
@@ -36,6 +37,8 @@ from dialer.runner import (
     DialState,
     RunnerError,
     acd_queue_config,
+    competing_rate,
+    competing_shares,
     picture_from_router,
 )
 
@@ -415,3 +418,23 @@ def test_answer_rates_are_measured_by_launch_cohort_not_by_order_of_ending() -> 
     est = runner.estimates(START + 15)
     assert est.dials == 100 and est.human_rate == pytest.approx(0.10)
     assert sorted(set(est.other_ring_s)) == [3.0, 15.0] and est.ring_to_answer_s == (8.0,) * 10
+
+
+def test_competing_inbound_work_is_weighted_by_shared_agents() -> None:
+    """Blending: inbound calls take the campaign's agents at the queue's rate times the
+    share of its agents who also dial; the simulator and the live service use this."""
+    router = Router([QueueConfig("support", skills={"s": 0.5}), QueueConfig("outbound:c", skills={"x": 0.5})])
+    profiles = [
+        AgentProfile("both1", skills={"s": 1.0, "x": 1.0}),
+        AgentProfile("both2", skills={"s": 1.0, "x": 1.0}),
+        AgentProfile("in1", skills={"s": 1.0}),
+        AgentProfile("in2", skills={"s": 1.0}),
+        AgentProfile("out1", skills={"x": 1.0}),
+    ]
+    shares = competing_shares(router, "outbound:c", profiles)
+    assert shares == [("support", 0.5)]
+    for k in range(30):
+        router.handle(CallArrived(float(k), f"c{k}", "support"))
+    assert competing_rate(router, shares, since_s=300.0) == pytest.approx(0.5 * 30 / 300.0)
+    assert competing_rate(router, shares, since_s=5.0) == pytest.approx(0.5 * 30 / 60.0)  # a minute at least
+    assert competing_rate(router, [], since_s=300.0) == 0.0
