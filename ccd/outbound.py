@@ -549,7 +549,8 @@ class OutboundManager:
         humans_w, abandons_w = live.ledger.counts(at)
         summary = live.hopper.summary(at)
         outcomes = dict(live.outcomes)
-        in_progress = runner.ringing + runner.humans_waiting
+        up = runner.in_progress()
+        placing = up["ringing"] + up["waiting"]  # talking calls are among the busy agents
         working = picture.logged_in
         return {
             "campaign": name,
@@ -558,7 +559,7 @@ class OutboundManager:
             "dials": sum(outcomes.values()) + len(self._calls_of(live)),
             "outcomes": outcomes,
             **live.human_counts(),
-            "in_progress": {"ringing": runner.ringing, "humans_waiting": runner.humans_waiting},
+            "in_progress": up,
             "abandon_rate": {
                 "window_s": live.campaign.window_s,
                 "humans": humans_w,
@@ -566,7 +567,7 @@ class OutboundManager:
                 "rate": (abandons_w / humans_w) if humans_w else 0.0,
                 "target": live.campaign.abandon_target,
             },
-            "dial_level": (in_progress + len(picture.busy)) / working if working else 0.0,
+            "dial_level": (placing + len(picture.busy)) / working if working else 0.0,
             "agents": {"logged_in": picture.logged_in, "ready": picture.ready},
             "hopper_size": view.hopper_size,
             "leads": {

@@ -487,6 +487,11 @@ class CampaignRunner:
     def humans_waiting(self) -> int:
         return self._waiting
 
+    def in_progress(self) -> dict[str, int]:
+        """Calls launched and not yet over, by state (ringing, waiting, connected, machine)."""
+        counts = Counter(call.state.value for call in self._calls.values())
+        return {state.value: counts.get(state.value, 0) for state in DialState}
+
     def active(self, call_id: str) -> bool:
         return call_id in self._calls
 

@@ -102,7 +102,7 @@ def test_kill_9_mid_campaign_loses_nothing_and_dials_nothing_twice(tmp_path: Pat
         assert crashed["attempts"] + len(crashed["inflight"]) >= progress["dials"]
         assert (
             crashed["leads"] == LEADS
-            and crashed["ledger"] >= progress["humans"] - progress["in_progress"]["humans_waiting"]
+            and crashed["ledger"] >= progress["humans"] - progress["in_progress"]["waiting"]
         )
 
         store.kill()  # Redis dies too; AOF (fsync always) brings back every acknowledged write
