@@ -86,9 +86,7 @@ async def test_a_campaign_through_the_api_adds_up(live: Live) -> None:
         assert p["in_progress"]["ringing"] <= 12  # the trunk's channels
         await asyncio.sleep(0.2)
     await api(live, "POST", "/api/campaigns/autumn/stop")
-    while any((p := await progress())["in_progress"].values()) or len(
-        live.service.outbound.active_calls()
-    ):
+    while any((p := await progress())["in_progress"].values()) or len(live.service.outbound.active_calls()):
         assert asyncio.get_running_loop().time() < deadline + 60, p
         await asyncio.sleep(0.2)
     await live.service.outbound.flush()
