@@ -168,7 +168,9 @@ class OutboundManager:
                     if a.outcome is Outcome.ABANDONED:
                         self.history.record_abandon(lead.number, a.finished_at)
             now = self.now()
-            live.hopper.load(leads, now)
+            for i in range(0, len(leads), YIELD_EVERY):  # the HTTP API stays responsive meanwhile
+                live.hopper.load(leads[i : i + YIELD_EVERY], now)
+                await asyncio.sleep(0)
             live.ledger.replay(await self.store.ledger(record.name, now - live.campaign.window_s))
             for flight in await self.store.inflight(record.name):
                 self._settle_lost(live, flight.call_id, flight.lead_id, flight.at, now)
