@@ -35,13 +35,14 @@ expires).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ccd.kv import Kv, Op
+from ccd.kv import Kv, KvError, Op
 from dialer.leads import Attempt, Lead, LeadState, Outcome, ZoneSource
 
 STAGING_TTL_S = 6 * 3600
@@ -286,7 +287,9 @@ class Store:
             )
             await self.kv.apply(ops)
         except BaseException:
-            await self.kv.apply([("DEL", staging)])
+            # Best effort: if the store itself is what failed, the key expires anyway.
+            with contextlib.suppress(KvError):
+                await self.kv.apply([("DEL", staging)])
             raise
         return count
 
@@ -414,7 +417,9 @@ class Store:
             ops += self.audit_ops(entity, at, who, "add", {"numbers": count, "source": source})
             await self.kv.apply(ops)
         except BaseException:
-            await self.kv.apply([("DEL", staging)])
+            # Best effort: if the store itself is what failed, the key expires anyway.
+            with contextlib.suppress(KvError):
+                await self.kv.apply([("DEL", staging)])
             raise
         return count
 
