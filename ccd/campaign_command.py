@@ -114,10 +114,24 @@ def _when(text: str) -> float:
     return at.timestamp()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: following it would hand the bearer token to whatever
+    the Location names."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class Client:
     def __init__(self, url: str, token: str | None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError("--url", f"{url!r} is not an http(s) URL")
+        if token and parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise InputError("--url", "a token goes to another host over https only (TLS in front of ccd)")
         self.url = url.rstrip("/")
         self.token = token
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def call(
         self,
@@ -141,7 +155,7 @@ class Client:
             headers["Content-Length"] = str(size)
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=600) as resp:
+            with self._opener.open(req, timeout=600) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             try:
@@ -203,8 +217,8 @@ def _upload(client: Client, path: str, csv_path: str, *, list_id: str | None = N
 
 def run(args: Any) -> int:
     token = os.environ.get(args.token_env) or None
-    client = Client(args.url, token)
     try:
+        client = Client(args.url, token)
         out = _do(args, client)
     except ApiError as exc:
         print(f"ccd campaign {args.verb}: error: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from aiohttp import BodyPartReader, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from acd.errors import InputError
+from ccd.kv import KvError
 from ccd.openapi import openapi_document
 from ccd.outbound import LiveCampaign, OutboundError
 from ccd.service import AcdService, ServiceError
@@ -111,6 +112,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, str(exc))
     except InputError as exc:
         return _error(400, str(exc))
+    except KvError as exc:  # Redis away: the request did not happen, and may be retried
+        return _error(503, f"the store is unavailable: {exc}")
     except web.HTTPException as exc:
         if exc.status >= 400:
             return _error(exc.status, exc.reason)

@@ -31,12 +31,20 @@ class KvError(Exception):
     """The backend refused or could not be reached; the message says which and why."""
 
 
+class KvDataError(KvError):
+    """A batch ran, but the backend refused a command in it (data not as expected).
+    Unlike an unreachable backend, sending the same batch again cannot succeed."""
+
+
 class Kv(ABC):
     """Atomic write batches and the reads the store uses."""
 
     @abstractmethod
     async def apply(self, ops: Sequence[Op]) -> list[Any]:
-        """Run ``ops`` as one atomic batch: all of them or none."""
+        """Run ``ops`` as one batch that nothing else interleaves with, and that is
+        applied whole or not at all if the backend is unreachable. (A command Redis
+        refuses inside the batch, :class:`KvDataError`, leaves the others applied:
+        Redis has no rollback.)"""
 
     @abstractmethod
     async def hget(self, key: str, field: str) -> str | None: ...
@@ -94,6 +102,10 @@ class RedisKv(Kv):
                 for op in ops:
                     pipe.execute_command(*op)
                 return list(await pipe.execute())
+        except aioredis.ResponseError as exc:
+            # EXEC ran: Redis does not roll back a command that failed inside it (a key
+            # of the wrong type). Retrying cannot help; the caller must not keep it.
+            raise KvDataError(f"Redis refused a command: {exc}") from exc
         except aioredis.RedisError as exc:
             raise KvError(f"Redis: {exc}") from exc
 

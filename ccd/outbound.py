@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import itertools
 import logging
 import math
 import os
@@ -37,7 +38,7 @@ import dialer.predictive
 import dialer.vicidial  # noqa: F401  (registers its pacing policy)
 from acd.errors import InputError
 from acd.events import CallArrived
-from ccd.kv import KvError, Op
+from ccd.kv import KvDataError, KvError, Op
 from ccd.store import CampaignRecord, LedgerEntry, ListRecord, Store
 from dialer.campaign import Campaign, parse_campaign
 from dialer.compliance import AbandonLedger, CallHistory, DncList, HumanAnswer
@@ -45,7 +46,7 @@ from dialer.hopper import Hopper, HopperError
 from dialer.imports import read_dnc, read_leads, text_lines
 from dialer.leads import Attempt, Lead, LeadState, Outcome, normalise_number
 from dialer.pacing import PACINGS
-from dialer.runner import AgentPicture, CampaignRunner, Dial, DialState, RunnerError
+from dialer.runner import LATE_CONNECT, AgentPicture, CampaignRunner, Dial, DialState, RunnerError
 
 log = logging.getLogger("ccd.outbound")
 
@@ -142,6 +143,8 @@ class OutboundManager:
         self._journal: list[Op] = []
         self._flushing: asyncio.Lock = asyncio.Lock()
         self.write_errors = 0
+        self._builds: dict[str, int] = {}
+        self._creating = asyncio.Lock()
         self.max_upload = MAX_UPLOAD
         # Numbers are validated in this many processes for a big list (one per core).
         self.import_workers = os.cpu_count() or 1
@@ -162,10 +165,11 @@ class OutboundManager:
                 for a in lead.attempts:
                     self.history.record_dial(lead.number, a.at)
                     live.outcomes[a.outcome.value] += 1
-                    kind = _HUMAN_KINDS.get(a.outcome)
+                    late = a.outcome is Outcome.HUMAN and a.detail == LATE_CONNECT
+                    kind = "abandons" if late else _HUMAN_KINDS.get(a.outcome)
                     if kind is not None:
                         live.base[kind] += 1
-                    if a.outcome is Outcome.ABANDONED:
+                    if a.outcome is Outcome.ABANDONED or late:
                         self.history.record_abandon(lead.number, a.finished_at)
             now = self.now()
             for i in range(0, len(leads), YIELD_EVERY):  # the HTTP API stays responsive meanwhile
@@ -221,9 +225,15 @@ class OutboundManager:
             hopper,
             ledger=ledger,
             acd_queue=f"outbound:{campaign.name}",
-            call_prefix=f"{campaign.name}-{self._boot}",
+            call_prefix=self._call_prefix(campaign.name),
         )
         return LiveCampaign(record, campaign, hopper, runner, ledger)
+
+    def _call_prefix(self, name: str) -> str:
+        """``<campaign>-<boot>``, and ``…u<n>`` for a runner rebuilt by an update: call ids
+        (Asterisk's Uniqueids) must never repeat, in this run or any other."""
+        n = self._builds[name] = self._builds.get(name, -1) + 1
+        return f"{name}-{self._boot}" if n == 0 else f"{name}-{self._boot}u{n}"
 
     # --- the journal ------------------------------------------------------------------
 
@@ -234,6 +244,12 @@ class OutboundManager:
                 ops, self._journal = self._journal, []
                 try:
                     await self.store.kv.apply(ops)
+                except KvDataError:
+                    # Applied but for a refused command: resending cannot help, and
+                    # keeping it would stop every later write. Said loudly instead.
+                    self.write_errors += 1
+                    log.error("store: a batch of %d writes was refused in part; dropped", len(ops))
+                    raise
                 except KvError:
                     self.write_errors += 1
                     self._journal[:0] = ops  # kept, in order, for the next flush
@@ -263,44 +279,53 @@ class OutboundManager:
         name = spec.get("name")
         if not isinstance(name, str):
             raise InputError("name", "is required (letters, digits, '_', '.', '-')")
-        if name in self.campaigns:
-            raise OutboundError(f"campaign {name!r} already exists", 409)
         self._parse(spec, "campaign")  # every key checked before anything is stored
-        at = self.now()
-        record = CampaignRecord(name, dict(spec), "stopped", at, who, at, who)
-        live = self._build(record)
-        await self.store.put_campaign(record, what="create", detail={"spec": dict(spec)})
-        self.campaigns[name] = live
-        return live
+        async with self._creating:  # two requests creating the same name: one wins
+            if name in self.campaigns:
+                raise OutboundError(f"campaign {name!r} already exists", 409)
+            at = self.now()
+            record = CampaignRecord(name, dict(spec), "stopped", at, who, at, who)
+            live = self._build(record)
+            await self.store.put_campaign(record, what="create", detail={"spec": dict(spec)})
+            self.campaigns[name] = live
+            return live
 
     async def update(self, name: str, changes: Mapping[str, Any], who: str) -> LiveCampaign:
-        """New settings (merged over the old ones); only while the campaign is not dialling."""
+        """New settings (merged over the old ones); only while the campaign is not dialling.
+
+        Waits for a list import in progress (the campaign's lock, which the rebuilt
+        campaign keeps), and writes every fact noted so far before the ledger is read
+        back for the new settings' window."""
         live = self.get(name)
-        if live.status == "running":
-            raise OutboundError(f"campaign {name!r} is running: pause or stop it before changing it", 409)
-        if "name" in changes and changes["name"] != name:
-            raise InputError("name", "a campaign cannot be renamed")
-        spec = {**live.record.spec, **changes}
-        self._parse(spec, "campaign")
-        at = self.now()
-        record = CampaignRecord(
-            name, spec, live.status, live.record.created_at, live.record.created_by, at, who
-        )
-        fresh = self._build(record)
-        # Same leads, same books: move the hopper's leads over with their states.
-        leads = [live.hopper.get(lid) for lid in live.hopper.lead_ids()]
-        if any(lead.state is LeadState.DIALLING for lead in leads):
-            raise OutboundError(
-                f"campaign {name!r} still has calls in progress: try again when they end", 409
+        async with live.lock:
+            live = self.get(name)
+            if live.status == "running":
+                raise OutboundError(f"campaign {name!r} is running: pause or stop it before changing it", 409)
+            if "name" in changes and changes["name"] != name:
+                raise InputError("name", "a campaign cannot be renamed")
+            spec = {**live.record.spec, **changes}
+            self._parse(spec, "campaign")
+            leads = [live.hopper.get(lid) for lid in live.hopper.lead_ids()]
+            if any(lead.state is LeadState.DIALLING for lead in leads):
+                raise OutboundError(
+                    f"campaign {name!r} still has calls in progress: try again when they end", 409
+                )
+            await self.flush()
+            at = self.now()
+            record = CampaignRecord(
+                name, spec, live.status, live.record.created_at, live.record.created_by, at, who
             )
-        fresh.hopper.load(leads, at)
-        fresh.ledger.replay(await self.store.ledger(name, at - fresh.campaign.window_s))
-        fresh.outcomes = live.outcomes
-        fresh.base = Counter(live.human_counts())
-        del fresh.base["humans"]
-        await self.store.put_campaign(record, what="update", detail={"changes": dict(changes)})
-        self.campaigns[name] = fresh
-        return fresh
+            fresh = self._build(record)
+            # Same leads, same books: move the hopper's leads over with their states.
+            fresh.hopper.load(leads, at)
+            fresh.ledger.replay(await self.store.ledger(name, at - fresh.campaign.window_s))
+            fresh.outcomes = live.outcomes
+            fresh.base = Counter(live.human_counts())
+            del fresh.base["humans"]
+            fresh.lock = live.lock
+            await self.store.put_campaign(record, what="update", detail={"changes": dict(changes)})
+            self.campaigns[name] = fresh
+            return fresh
 
     async def set_status(self, name: str, action: str, who: str) -> LiveCampaign:
         live = self.get(name)
@@ -311,9 +336,12 @@ class OutboundManager:
             return live
         at = self.now()
         r = live.record
-        live.record = CampaignRecord(r.name, r.spec, status, r.created_at, r.created_by, at, who)
-        await self.store.put_campaign(live.record, what=action, detail={"from": r.status, "to": status})
-        return live
+        record = CampaignRecord(r.name, r.spec, status, r.created_at, r.created_by, at, who)
+        # Stored first: a stop the store did not take must not look done (it would
+        # come back running after a restart).
+        await self.store.put_campaign(record, what=action, detail={"from": r.status, "to": status})
+        self.get(name).record = record
+        return self.get(name)
 
     # --- lists ------------------------------------------------------------------------
 
@@ -333,7 +361,10 @@ class OutboundManager:
         live = self.get(name)
         async with live.lock:
             at = self.now()
-            lid = list_id or f"list{len(await self.store.lists(name)) + 1}"
+            taken = {r.list_id for r in await self.store.lists(name)}
+            lid = list_id or next(
+                f"list{n}" for n in itertools.count(len(taken) + 1) if f"list{n}" not in taken
+            )
             if not lid or len(lid) > 64 or not set(lid) <= _LIST_ID_CHARS:
                 raise InputError("list", f"{lid!r}: use letters, digits, '_', '.', '-' (at most 64)")
             if any(r.list_id == lid for r in await self.store.lists(name)):
@@ -519,9 +550,11 @@ class OutboundManager:
             lead = live.hopper.schedule_callback(lead_id, due, agent_id)
         except HopperError as exc:
             raise OutboundError(str(exc), 409) from None
-        await self.store.save_lead(
-            name, lead, at=self.now(), who=who, what="callback", detail={"at": due, "agent": agent_id}
-        )
+        # Through the journal, behind any older snapshot of this lead still to be written.
+        self._journal += self.store.lead_ops(name, lead)
+        detail = {"at": due, "agent": agent_id}
+        self._journal += self.store.audit_ops(f"lead:{name}:{lead_id}", self.now(), who, "callback", detail)
+        await self.flush()
         return {"lead": lead_id, "callback_at": due, "agent": agent_id}
 
     def callbacks(self, name: str) -> list[dict[str, Any]]:

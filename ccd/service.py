@@ -200,7 +200,10 @@ class AcdService:
         # the first reconciliation those of agents whose sessions are still up.
         self._stored_agents = await self.outbound.store.agents()
         for live in self.outbound.campaigns.values():
-            self.install_campaign_queue(live)
+            try:
+                self.install_campaign_queue(live)
+            except ServiceError as exc:
+                log.error("%s: the campaign cannot dial until its queue is configured again", exc)
         self._tasks = [
             asyncio.create_task(self._login_pacer(), name="ccd-login-pacer"),
             asyncio.create_task(self._timers(), name="ccd-router-timers"),
@@ -236,6 +239,8 @@ class AcdService:
                 await self.ami.send(self.tracker.heartbeat_action(0))
             for q in self.router.queue_names:
                 for call_id in self.router.waiting_calls(q):
+                    if self.outbound.state_of(call_id) is DialState.WAITING:
+                        self.outbound.abandoned(self.clock.now(), call_id, "ccd stopping")
                     for action in self.tracker.fallback_actions(call_id):
                         self._send(_Out(action, time.perf_counter()))
             with contextlib.suppress(asyncio.TimeoutError):
@@ -463,7 +468,10 @@ class AcdService:
                     )
         received = time.perf_counter()
         for event in self.tracker.resync(list(channels), details, self.clock.now()):
-            self._apply(event, received)
+            if isinstance(event, CallArrived) and event.queue.startswith("outbound:"):
+                self._outbound_arrived(event, received)
+            else:
+                self._apply(event, received)
         for dial_event in self.dials.resync(list(channels), self.clock.now()):
             self._dial_event(dial_event)
         held, self._held_events = self._held_events, []
@@ -685,31 +693,47 @@ class AcdService:
                 continue
             self._execute(self.router.on_timer(now), time.perf_counter())
             for live in self.outbound.running():
-                free = settings.max_channels - len(self.dials.calls)
-                sent = self._cps_window.setdefault(live.name, deque())
-                while sent and sent[0] <= now - 1.0:
-                    sent.popleft()
-                room = min(free, math.floor(settings.max_cps) - len(sent))
-                if room <= 0:
-                    continue
-                queue = f"outbound:{live.name}"
-                picture = picture_from_router(self.router, queue)
-                shares = self._shares.get(live.name)
-                if shares is None:
-                    profiles = [a.profile for a in self.agents.values()]
-                    shares = self._shares[live.name] = competing_shares(self.router, queue, profiles)
-                competing = competing_rate(self.router, shares, since_s=now - self._started_at)
                 try:
-                    dials = await self.outbound.launch(
-                        live.name, now, picture, competing_rate_per_s=competing, max_dials=room
-                    )
-                except KvError as exc:
-                    # Not on record, so not sent: no call may go out that a restart could not see.
-                    log.error("campaign %s: not dialling, the store failed: %s", live.name, exc)
-                    continue
-                for dial in dials:
-                    sent.append(now)
-                    self._originate_dial(live, dial, now)
+                    await self._pace(live, now)
+                except Exception:  # one campaign's trouble must not stop the others' dialling
+                    log.exception("campaign %s: pacing failed", live.name)
+
+    async def _pace(self, live: LiveCampaign, now: float) -> None:
+        settings = self.config.outbound
+        queue = f"outbound:{live.name}"
+        if queue not in self.router.queue_names:
+            return  # its ACD queue could not be installed (see start): nobody to take the calls
+        free = settings.max_channels - len(self.dials.calls)
+        sent = self._cps_window.setdefault(live.name, deque())
+        while sent and sent[0] <= now - 1.0:
+            sent.popleft()
+        room = min(free, math.floor(settings.max_cps) - len(sent))
+        if room <= 0:
+            return
+        picture = picture_from_router(self.router, queue)
+        shares = self._shares.get(live.name)
+        if shares is None:
+            profiles = [a.profile for a in self.agents.values()]
+            shares = self._shares[live.name] = competing_shares(self.router, queue, profiles)
+        competing = competing_rate(self.router, shares, since_s=now - self._started_at)
+        try:
+            dials = await self.outbound.launch(
+                live.name, now, picture, competing_rate_per_s=competing, max_dials=room
+            )
+        except KvError as exc:
+            # Not on record, so not sent: no call may go out that a restart could not see.
+            log.error("campaign %s: not dialling, the store failed: %s", live.name, exc)
+            return
+        for dial in dials:
+            sent.append(now)
+            try:
+                self._originate_dial(live, dial, now)
+            except Exception as exc:  # one bad dial must not stop the dialler
+                log.error("call %s: not placed: %s", dial.call_id, exc)
+                self.dials.forget(dial.call_id)
+                self.outbound.failed(now, dial.call_id, Outcome.FAILED, f"not placed: {exc}")
+                self._release_hold(dial.call_id)
+                self._flush_soon()
 
     def _originate_dial(self, live: LiveCampaign, dial: Dial, now: float) -> None:
         if dial.agent_id is not None:
@@ -735,14 +759,21 @@ class AcdService:
     async def _send_dial(self, call_id: str, action: Mapping[str, Any]) -> None:
         try:
             await self.ami.originate(action)
-        except AmiError as exc:
-            self.metrics.ami_actions.labels("Originate", "failed").inc()
+        except AmiActionError as exc:
+            self.metrics.ami_actions.labels("Originate", "error").inc()
             log.warning("call %s: Originate refused: %s", call_id, exc)
             if self.outbound.state_of(call_id) is DialState.RINGING:
                 self.dials.forget(call_id)
                 self.outbound.failed(self.clock.now(), call_id, Outcome.FAILED, f"Originate refused: {exc}")
                 self._release_hold(call_id)
                 self._flush_soon()
+            return
+        except AmiError as exc:
+            # No reply (a timeout, the link lost): the Originate may be ringing a phone
+            # right now. The dial stays tracked; its events, the resync or the reaper
+            # settle it.
+            self.metrics.ami_actions.labels("Originate", "failed").inc()
+            log.warning("call %s: Originate sent, no reply: %s", call_id, exc)
             return
         self.metrics.ami_actions.labels("Originate", "ok").inc()
 
@@ -774,7 +805,19 @@ class AcdService:
         """A human the dialer called reached ccd-hold: the runner's arrival, not the
         dialplan's, goes to the router (it carries the personal agent and the data)."""
         arrived = self._arrivals.pop(event.call_id, None)
-        if arrived is None or not self.accepting:
+        if arrived is None and self.outbound.state_of(event.call_id) is DialState.RINGING:
+            # In ccd-hold, so a human (or AMD let them through), though the verdict's
+            # UserEvent was lost with the link: book the answer now.
+            arrived = self.outbound.answered(event.at, event.call_id, human=True)
+            self._flush_soon()
+        if arrived is not None and not self.accepting:
+            # ccd is stopping: the caller goes to the fallback, which for this call is
+            # an abandon (booked now, not lost with the process).
+            self.outbound.abandoned(event.at, event.call_id, "ccd stopping")
+            self._release_hold(event.call_id)
+            self._flush_soon()
+            arrived = None
+        if arrived is None:
             # Not a call this ccd placed (a restart lost it): do not leave them in silence.
             for action in self.tracker.fallback_actions(event.call_id):
                 self._send(_Out(action, received))

@@ -299,7 +299,11 @@ class Store:
         for rec in await self.lists(campaign):
             key = self._c(campaign, f"list:{rec.list_id}")
             page: list[tuple[str, str]] = []
+            seen: set[str] = set()  # HSCAN may return a field twice while the hash rehashes
             async for lead_id, static in self.kv.hscan(key):
+                if lead_id in seen:
+                    continue
+                seen.add(lead_id)
                 page.append((lead_id, static))
                 if len(page) >= BATCH:
                     for lead in await self._decode_page(state_key, page):

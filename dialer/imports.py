@@ -24,8 +24,10 @@ import csv
 import io
 import itertools
 import multiprocessing
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -36,6 +38,7 @@ from dialer.leads import DEFAULT_REGION, Lead, ZoneSource, new_lead, normalise_n
 NUMBER_COLUMNS = ("phone", "number", "phone_number", "msisdn", "telephone")
 DELIMITERS = ",;\t|"
 _NO_DATA: MappingProxyType[str, str] = MappingProxyType({})
+MAX_LEAD_ID = 128
 MAX_FIELD = 4096
 """Longest cell accepted: a CSV of 1 GB of garbage fails on its first giant cell."""
 
@@ -140,6 +143,15 @@ def _check_row(
     """Validate one row; pure, so it can run in a worker process."""
     cells = {name: row[i].strip() for i, name in enumerate(header)}
     lead_id = cells.get("lead_id") or f"{id_prefix}{line}"
+    if len(lead_id) > MAX_LEAD_ID or not lead_id.isprintable():
+        # It travels in a channel variable and an AMI header: no line breaks, no controls.
+        return (
+            "bad",
+            line,
+            lead_id,
+            "lead_id",
+            f"{lead_id[:40]!r}: at most {MAX_LEAD_ID} printable characters",
+        )
     priority = 0
     if cells.get("priority"):
         try:
@@ -171,18 +183,27 @@ def _check_rows(
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()  # imports run in threads: one pool per size, not two
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per size for the process's life, started by forkserver: forking a
     service with threads and an event loop is unsafe, and a fresh pool per list would
     cost a second of start-up each time."""
-    pool = _POOLS.get(workers)
-    if pool is None:
-        pool = _POOLS[workers] = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("forkserver")
-        )
-    return pool
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return pool
+
+
+def _drop_pool(workers: int, pool: ProcessPoolExecutor) -> None:
+    with _POOLS_LOCK:
+        if _POOLS.get(workers) is pool:
+            del _POOLS[workers]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _checked_rows(
@@ -194,7 +215,9 @@ def _checked_rows(
     workers: int,
 ) -> Iterator[_Checked]:
     """Every row validated, in file order; big lists in parallel, a bounded number of
-    chunks in flight (memory stays flat whatever the list's size)."""
+    chunks in flight (memory stays flat whatever the list's size). If the pool breaks
+    (a worker killed), the rest of the list is validated here, and the next list gets
+    a fresh pool."""
     first = list(itertools.islice(rows, PARALLEL_MIN_ROWS))
     if workers <= 1 or len(first) < PARALLEL_MIN_ROWS:
         yield from _check_rows(first, header, number_col, region, id_prefix)
@@ -206,13 +229,34 @@ def _checked_rows(
         (first[i : i + PARALLEL_CHUNK] for i in range(0, len(first), PARALLEL_CHUNK)),
         iter(lambda: list(itertools.islice(rows, PARALLEL_CHUNK)), []),
     )
-    pending: collections.deque[Future[list[_Checked]]] = collections.deque()
+    pending: collections.deque[tuple[list[tuple[int, list[str]]], Future[list[_Checked]] | None]]
+    pending = collections.deque()
+    broken = False
+
+    def result(chunk: list[tuple[int, list[str]]], fut: Future[list[_Checked]] | None) -> list[_Checked]:
+        nonlocal broken
+        if fut is not None:
+            try:
+                return fut.result()
+            except BrokenProcessPool:
+                if not broken:
+                    broken = True
+                    _drop_pool(workers, pool)
+        return _check_rows(chunk, header, number_col, region, id_prefix)
+
     for chunk in chunks:
-        pending.append(pool.submit(_check_rows, chunk, header, number_col, region, id_prefix))
+        fut = None
+        if not broken:
+            try:
+                fut = pool.submit(_check_rows, chunk, header, number_col, region, id_prefix)
+            except BrokenProcessPool:
+                broken = True
+                _drop_pool(workers, pool)
+        pending.append((chunk, fut))
         if len(pending) >= 2 * workers:
-            yield from pending.popleft().result()
+            yield from result(*pending.popleft())
     while pending:
-        yield from pending.popleft().result()
+        yield from result(*pending.popleft())
 
 
 def read_leads(

@@ -128,6 +128,12 @@ class _Call:
     connected_at: float = math.nan
     agent_id: str | None = None
     personal: str | None = None  # the agent this call is for (callback, preview)
+    late: bool = False  # put through after the legal 2 s: an abandon in the ledger
+
+
+LATE_CONNECT = "connected late: an abandoned call in the ledger"
+"""The detail of a ``human`` attempt put through after the connect tolerance: it talked
+to an agent, but counts as abandoned (and, under UK rules, bars a recall for 72 h)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +441,7 @@ class CampaignRunner:
         call.connected_at = at
         call.agent_id = agent_id
         verdict = self.ledger.record_answer(call.answered_at, at - call.answered_at)
+        call.late = verdict.abandoned
         self._count_human(call, abandoned=verdict.abandoned)
         if verdict.abandoned:  # put through too late: an abandoned call all the same
             self.hopper.history.record_abandon(self.hopper.get(call.lead_id).number, at)
@@ -466,7 +473,7 @@ class CampaignRunner:
             talk = at - call.connected_at
             self._talk.append(talk)
             self._talk_total += talk
-            self._finish(call, at, Outcome.HUMAN, agent_id=call.agent_id)
+            self._finish(call, at, Outcome.HUMAN, LATE_CONNECT if call.late else "", agent_id=call.agent_id)
         elif call.state is DialState.MACHINE:
             self._finish(call, at, Outcome.MACHINE)
         else:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures.process import BrokenProcessPool
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acd.errors import InputError
+from dialer import imports
 from dialer.imports import MAX_FIELD, PARALLEL_MIN_ROWS, read_dnc, read_leads, text_lines
 
 GOOD = """lead_id,phone,timezone,priority,name,plan
@@ -114,3 +118,25 @@ def test_parallel_validation_gives_the_same_list() -> None:
     assert [(x.lead_id, x.number, x.zones, x.priority, dict(x.data)) for x in one.leads] == [
         (x.lead_id, x.number, x.zones, x.priority, dict(x.data)) for x in two.leads
     ]
+
+
+def test_lead_ids_that_cannot_travel_in_an_ami_header_are_refused() -> None:
+    out = read_leads(["lead_id,phone", '"bad\nid",2025550101', "ok,2025550102", f"{'x' * 200},2025550103"])
+    assert [lead.lead_id for lead in out.leads] == ["ok"]
+    assert [(p.column, p.reason.split(":")[-1].strip()) for p in out.problems] == [
+        ("lead_id", "at most 128 printable characters"),
+        ("lead_id", "at most 128 printable characters"),
+    ]
+
+
+def test_a_broken_worker_pool_falls_back_and_heals() -> None:
+    """A worker killed (out of memory, say) must not fail imports until a restart."""
+    pool = imports._pool(2)
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(os._exit, 1).result()
+    rows = ["phone"] + [f"(212) {200 + i // 10000}-{i % 10000:04d}" for i in range(PARALLEL_MIN_ROWS + 10)]
+    two, one = read_leads(rows, workers=2), read_leads(rows, workers=1)
+    assert [x.number for x in two.leads] == [x.number for x in one.leads] and len(
+        one.leads
+    ) > PARALLEL_MIN_ROWS
+    assert imports._pool(2) is not pool  # the next list gets a fresh pool

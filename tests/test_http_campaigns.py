@@ -241,3 +241,11 @@ async def test_concurrent_uploads_over_http_all_land(live: Live) -> None:
     assert sorted(r["list_id"] for r in lists["lists"]) == ["l0", "l1", "l2", "l3"]
     _, progress = await call(live, "GET", "/api/campaigns/spring/progress")
     assert progress["leads"]["total"] == 1200
+
+
+def test_cli_keeps_the_token_off_plain_http_to_other_hosts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CCD_TOKEN", MANAGER)
+    assert main(["campaign", "--url", "http://192.0.2.7:8080", "list"]) == 2
+    assert "https only" in capsys.readouterr().err

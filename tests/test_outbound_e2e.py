@@ -99,7 +99,9 @@ async def test_a_campaign_through_the_api_adds_up(live: Live) -> None:
     outcomes = p["outcomes"]
     assert sum(outcomes.values()) == p["dials"] >= 60
     assert p["humans"] == p["connects"] + p["abandons"]
-    assert outcomes.get("human", 0) == p["connects"] and outcomes.get("abandoned", 0) == p["abandons"]
+    # A human put through after 2 s talked (outcome human) but is an abandon in the ledger.
+    assert outcomes.get("human", 0) + outcomes.get("abandoned", 0) == p["humans"]
+    assert outcomes.get("human", 0) >= p["connects"]
     assert p["abandon_rate"]["humans"] == p["humans"]
 
     # ... with what the simulated Asterisk saw, dial by dial.

@@ -230,3 +230,53 @@ async def test_a_gigabyte_of_garbage_is_refused_after_its_first_bytes(garbage: b
         await m.import_leads("spring", gigabyte(), source="junk.csv", who="mgr")
     assert sent <= 8 * 2**20  # read at most a few MiB of the gigabyte
     assert await m.store.lists("spring") == []
+
+
+async def test_call_ids_never_repeat_across_an_update() -> None:
+    clock = Clock()
+    m = await _manager(MemoryKv, clock)
+    await m.create(SPEC, "mgr")
+    await m.import_leads("spring", chunks(csv_rows(10)), source="a.csv", who="mgr")
+    await m.set_status("spring", "start", "mgr")
+    first = await m.launch("spring", clock(), PICTURE)
+    for d in first:
+        m.failed(clock() + 3, d.call_id, Outcome.BUSY, "busy")
+    await m.set_status("spring", "pause", "mgr")
+    await m.update("spring", {"max_attempts": 3}, "mgr")
+    await m.set_status("spring", "start", "mgr")
+    clock.t += 10
+    second = await m.launch("spring", clock(), PICTURE)
+    assert second and {d.call_id for d in first}.isdisjoint(d.call_id for d in second)
+
+
+async def test_status_changes_only_once_stored() -> None:
+    kv = FlakyKv()
+    m = OutboundManager(Store(kv), now=Clock())
+    await m.load()
+    await m.create(SPEC, "mgr")
+    await m.set_status("spring", "start", "mgr")
+    kv.down = True
+    with pytest.raises(KvError):
+        await m.set_status("spring", "stop", "mgr")
+    assert m.get("spring").status == "running"  # as the store still says
+
+
+async def test_a_late_connect_stays_an_abandon_after_a_restart(kv_factory: Callable[[], Kv]) -> None:
+    clock = Clock()
+    m = await _manager(kv_factory, clock)
+    await m.create({**SPEC, "uk_rules": True}, "mgr")
+    await m.import_leads("spring", chunks(csv_rows(3)), source="a.csv", who="mgr")
+    await m.set_status("spring", "start", "mgr")
+    [dial, *_] = await m.launch("spring", clock(), PICTURE)
+    m.answered(clock() + 5, dial.call_id, human=True)
+    m.connected(clock() + 8, dial.call_id, "a1")  # 3 s after the answer: too late
+    m.ended(clock() + 60, dial.call_id)
+    await m.flush()
+    assert m.progress("spring", PICTURE)["abandons"] == 1
+    m2 = await _manager(kv_factory, clock)
+    p = m2.progress("spring", PICTURE)
+    assert (p["connects"], p["abandons"], p["outcomes"]["human"]) == (0, 1, 1)
+    # UK rules: no recall within 72 h of an abandoned call, across the restart too.
+    why = m2.why("spring", dial.lead_id)
+    assert why["reason"] in ("uk_no_recall", "retry_delay", "done"), why
+    assert m2.history.no_recall_until(dial.number, clock() + 3600) is not None
