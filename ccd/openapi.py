@@ -18,7 +18,8 @@ _OBJ = {"type": "object"}
 
 def _ok(description: str, schema: dict[str, Any] | None = None, code: str = "200") -> dict[str, Any]:
     body = {"description": description, "content": {"application/json": {"schema": schema or _OBJ}}}
-    return {code: body, "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}
+    errors = ("400", "401", "403", "404", "409", "413", "503")  # 413: body too big; 503: store down
+    return {code: body, **dict.fromkeys(errors, _ERROR)}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "import a lead list: CSV, all or nothing, bad rows reported (admin, manager)",
                 "requestBody": _CSV_BODY,
                 "security": write,
-                "responses": {**_ok("import report", code="201"), "413": _ERROR},
+                "responses": _ok("import report", code="201"),
             },
         },
         "/api/campaigns/{name}/leads/{lead}": {
