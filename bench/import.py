@@ -99,15 +99,32 @@ async def chunks(path: Path) -> AsyncIterator[bytes]:
             yield block
 
 
-async def import_into(kv: Kv, path: Path) -> tuple[dict[str, object], float]:
+async def import_into(
+    kv: Kv, path: Path, workers: int | None = None
+) -> tuple[dict[str, object], float, float]:
+    """The import's wall time, and the longest the event loop was kept from running
+    meanwhile (the live service's AMI events wait that long)."""
     manager = OutboundManager(Store(kv), now=time.time)
+    if workers is not None:
+        manager.import_workers = workers
     await manager.load()
     await manager.create(SPEC, "bench")
+    stall = 0.0
+
+    async def ticker() -> None:
+        nonlocal stall
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            stall = max(stall, time.perf_counter() - t - 0.005)
+
+    tick = asyncio.create_task(ticker())
     t0 = time.perf_counter()
     report = await manager.import_leads("bench", chunks(path), source=path.name, who="bench")
     elapsed = time.perf_counter() - t0
+    tick.cancel()
     await manager.store.close()
-    return report, elapsed
+    return report, elapsed, stall
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -135,6 +152,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument(
+        "--workers", type=int, help="validation processes of the store imports (default: the service's)"
+    )
     args = ap.parse_args()
     print(f"# bench/import.py  python {platform.python_version()}  {platform.machine()}  rows={args.rows:,}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,9 +180,10 @@ def main() -> None:
             del read
 
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        report, t_mem = asyncio.run(import_into(MemoryKv(), path))
+        report, t_mem, stall = asyncio.run(import_into(MemoryKv(), path, args.workers))
         print(f"import -> memory: {report['imported']:,} imported, {report['rejected']:,} rejected", end="")
         print(f" in {t_mem:.1f} s = {args.rows / t_mem:,.0f} rows/s  (x{t_ref / t_mem:.2f} the reference)")
+        print(f"  longest event-loop stall during it: {stall * 1000:.0f} ms")
         if not args.no_redis:
             started = start_redis(Path(tmp))
             if started is None:
@@ -170,11 +191,13 @@ def main() -> None:
             else:
                 proc, port = started
                 try:
-                    report, t_redis = asyncio.run(import_into(RedisKv(f"redis://127.0.0.1:{port}/0"), path))
+                    url = f"redis://127.0.0.1:{port}/0"
+                    report, t_redis, stall = asyncio.run(import_into(RedisKv(url), path, args.workers))
                     print(
                         f"import -> redis: {report['imported']:,} imported in {t_redis:.1f} s"
                         f" = {args.rows / t_redis:,.0f} rows/s  (x{t_ref / t_redis:.2f} the reference)"
                     )
+                    print(f"  longest event-loop stall during it: {stall * 1000:.0f} ms")
                 finally:
                     proc.kill()
                     proc.wait()

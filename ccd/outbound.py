@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import gc
 import itertools
 import logging
 import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -55,7 +57,8 @@ ACTIONS = {"start": "running", "pause": "paused", "stop": "stopped"}
 MAX_UPLOAD = 512 * 2**20  # bytes: a lead file of several million rows
 CHUNK = 1 << 16
 MAX_LINE = 256 * 1024  # bytes: a row of 60 columns of MAX_FIELD would still fit
-YIELD_EVERY = 5000  # leads handled between two returns to the event loop (a few ms)
+FREEZE_AFTER_LEADS = 50_000  # a list this big is frozen out of later collections
+YIELD_EVERY = 1000  # leads handled between two returns to the event loop (a few ms)
 MAX_PROBLEMS_SHOWN = 100  # per import report; the count is always exact
 _LIST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -69,6 +72,42 @@ class OutboundError(Exception):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _GcPause:
+    """No cyclic garbage collection while big lists are read and loaded.
+
+    A list import creates hundreds of thousands of long-lived objects, and each full
+    collection meanwhile scans them all with the GIL held: measured, 100–160 ms during
+    which the event loop (AMI events, routing) cannot run. Collection is held off for
+    the import; after a big one (``freeze_after``) the survivors are frozen out of later
+    scans, as ``ccd serve`` does at start. Nested imports share one pause."""
+
+    def __init__(self) -> None:
+        self._holders = 0
+        self._disabled = False
+        self.freeze_after = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[_GcPause]:
+        if self._holders == 0 and gc.isenabled():
+            gc.disable()
+            self._disabled = True
+        self._holders += 1
+        try:
+            yield self
+        finally:
+            self._holders -= 1
+            if self._holders == 0 and self._disabled:
+                self._disabled = False
+                gc.enable()
+                if self.freeze_after:
+                    gc.freeze()
+            if self._holders == 0:
+                self.freeze_after = False
+
+
+GC_PAUSE = _GcPause()
 
 
 class JournaledLedger(AbandonLedger):
@@ -360,57 +399,62 @@ class OutboundManager:
         One import per campaign at a time: concurrent uploads wait their turn."""
         live = self.get(name)
         async with live.lock:
-            at = self.now()
-            taken = {r.list_id for r in await self.store.lists(name)}
-            lid = list_id or next(
-                f"list{n}" for n in itertools.count(len(taken) + 1) if f"list{n}" not in taken
+            with GC_PAUSE.held() as pause:
+                report = await self._import_leads(live, chunks, source=source, who=who, list_id=list_id)
+                pause.freeze_after |= report["imported"] >= FREEZE_AFTER_LEADS
+                return report
+
+    async def _import_leads(
+        self, live: LiveCampaign, chunks: AsyncIterable[bytes], *, source: str, who: str, list_id: str | None
+    ) -> dict[str, Any]:
+        name = live.name
+        at = self.now()
+        taken = {r.list_id for r in await self.store.lists(name)}
+        lid = list_id or next(f"list{n}" for n in itertools.count(len(taken) + 1) if f"list{n}" not in taken)
+        if not lid or len(lid) > 64 or not set(lid) <= _LIST_ID_CHARS:
+            raise InputError("list", f"{lid!r}: use letters, digits, '_', '.', '-' (at most 64)")
+        if any(r.list_id == lid for r in await self.store.lists(name)):
+            raise OutboundError(f"campaign {name!r}: list {lid!r} is already imported", 409)
+        with await _spool(chunks, self.max_upload, source) as f:
+            # A big list takes seconds to read: off the loop, so calls keep flowing.
+            read = await asyncio.to_thread(
+                read_leads,
+                text_lines(iter(lambda: f.read(CHUNK), b""), source=source),
+                source=source,
+                region=live.campaign.default_region,
+                id_prefix=f"{lid}-",
+                workers=self.import_workers,
             )
-            if not lid or len(lid) > 64 or not set(lid) <= _LIST_ID_CHARS:
-                raise InputError("list", f"{lid!r}: use letters, digits, '_', '.', '-' (at most 64)")
-            if any(r.list_id == lid for r in await self.store.lists(name)):
-                raise OutboundError(f"campaign {name!r}: list {lid!r} is already imported", 409)
-            with await _spool(chunks, self.max_upload, source) as f:
-                # A big list takes seconds to read: off the loop, so calls keep flowing.
-                read = await asyncio.to_thread(
-                    read_leads,
-                    text_lines(iter(lambda: f.read(CHUNK), b""), source=source),
-                    source=source,
-                    region=live.campaign.default_region,
-                    id_prefix=f"{lid}-",
-                    workers=self.import_workers,
-                )
-            fresh: list[Lead] = []
-            merged = read.merged
-            clashes = []
-            for k, lead in enumerate(read.leads):
-                if live.hopper.has_number(lead.number):
-                    merged += 1
-                elif lead.lead_id in live.hopper:
-                    clashes.append(lead.lead_id)
-                else:
-                    fresh.append(lead)
-                if k % YIELD_EVERY == YIELD_EVERY - 1:
-                    await asyncio.sleep(0)  # a million leads: let AMI events through meanwhile
-            record = ListRecord(
-                lid, source, read.rows, len(fresh), merged, len(read.problems) + len(clashes), at, who
-            )
-            problems = [str(p) for p in read.problems[:MAX_PROBLEMS_SHOWN]]
-            problems += [
-                f"lead_id {c!r} is already in the campaign" for c in clashes[: MAX_PROBLEMS_SHOWN // 2]
-            ]
-            await self.store.import_list(name, record, fresh, detail={"problems_shown": problems[:20]})
-            for i in range(0, len(fresh), YIELD_EVERY):
-                live.hopper.load(fresh[i : i + YIELD_EVERY], max(at, self.now()))
-                await asyncio.sleep(0)
-            return {
-                "campaign": name,
-                "list": lid,
-                "rows": read.rows,
-                "imported": len(fresh),
-                "merged": merged,
-                "rejected": record.problems,
-                "problems": problems,
-            }
+        fresh: list[Lead] = []
+        merged = read.merged
+        clashes = []
+        for k, lead in enumerate(read.leads):
+            if live.hopper.has_number(lead.number):
+                merged += 1
+            elif lead.lead_id in live.hopper:
+                clashes.append(lead.lead_id)
+            else:
+                fresh.append(lead)
+            if k % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a million leads: let AMI events through meanwhile
+        record = ListRecord(
+            lid, source, read.rows, len(fresh), merged, len(read.problems) + len(clashes), at, who
+        )
+        problems = [str(p) for p in read.problems[:MAX_PROBLEMS_SHOWN]]
+        problems += [f"lead_id {c!r} is already in the campaign" for c in clashes[: MAX_PROBLEMS_SHOWN // 2]]
+        await self.store.import_list(name, record, fresh, detail={"problems_shown": problems[:20]})
+        for i in range(0, len(fresh), YIELD_EVERY):
+            live.hopper.load(fresh[i : i + YIELD_EVERY], max(at, self.now()))
+            await asyncio.sleep(0)
+        return {
+            "campaign": name,
+            "list": lid,
+            "rows": read.rows,
+            "imported": len(fresh),
+            "merged": merged,
+            "rejected": record.problems,
+            "problems": problems,
+        }
 
     async def import_dnc(
         self, campaign: str | None, chunks: AsyncIterable[bytes], *, source: str, who: str

@@ -35,6 +35,7 @@ expires).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -260,6 +261,7 @@ class Store:
                 if len(batch) >= 2 * BATCH:
                     await self.kv.apply([("HSET", staging, *batch), ("EXPIRE", staging, STAGING_TTL_S)])
                     batch = []
+                    await asyncio.sleep(0)  # the memory backend never waits: let the loop run
             if batch:
                 await self.kv.apply([("HSET", staging, *batch), ("EXPIRE", staging, STAGING_TTL_S)])
             meta = {
@@ -411,6 +413,7 @@ class Store:
                 if len(batch) >= BATCH:
                     await self.kv.apply([("SADD", staging, *batch), ("EXPIRE", staging, STAGING_TTL_S)])
                     batch = []
+                    await asyncio.sleep(0)
             if batch:
                 await self.kv.apply([("SADD", staging, *batch), ("EXPIRE", staging, STAGING_TTL_S)])
             key = self._dnc_key(campaign)

@@ -7,6 +7,7 @@ memory dicts): everything it knows must come from the store.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from acd.errors import InputError
 from ccd.kv import Kv, KvError, MemoryKv, Op, RedisKv
-from ccd.outbound import OutboundError, OutboundManager
+from ccd.outbound import GC_PAUSE, OutboundError, OutboundManager
 from ccd.store import Store
 from dialer.leads import LeadState, Outcome
 from dialer.runner import AgentPicture
@@ -280,3 +281,13 @@ async def test_a_late_connect_stays_an_abandon_after_a_restart(kv_factory: Calla
     why = m2.why("spring", dial.lead_id)
     assert why["reason"] in ("uk_no_recall", "retry_delay", "done"), why
     assert m2.history.no_recall_until(dial.number, clock() + 3600) is not None
+
+
+def test_gc_is_held_off_during_imports_and_restored_after() -> None:
+    assert gc.isenabled()
+    with GC_PAUSE.held():
+        assert not gc.isenabled()
+        with GC_PAUSE.held():  # two imports at once
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
