@@ -127,7 +127,7 @@ def _number_column(header: list[str], source: str) -> str:
     )
 
 
-PARALLEL_CHUNK = 4000
+PARALLEL_CHUNK = 1000
 """Rows per task when a big list is validated in worker processes."""
 PARALLEL_MIN_ROWS = 20_000
 """Below this a list is validated in-process: starting workers would cost more."""
