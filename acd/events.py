@@ -3,8 +3,9 @@
 Events (past tense) go into :class:`acd.router.Router` stamped with the time ``at`` in
 seconds on the driver's clock; commands (imperative) come back out. The same types
 serve the live world and the virtual one, so a simulation exercises exactly what
-production runs. Every type is a frozen, slotted dataclass: cheap to build in the
-simulator's hot loop, safe to share, and checked where it is cheap to check.
+production runs. Every type is an immutable, slotted dataclass (:func:`frozen`): cheap
+to build in the simulator's hot loop, safe to share, and checked where it is cheap to
+check.
 """
 
 from __future__ import annotations
@@ -13,12 +14,29 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def frozen(cls: type[_T]) -> type[_T]:
+    """A slotted dataclass that mypy treats as frozen, without run-time freezing.
+
+    ``dataclass(frozen=True)`` builds every instance through ``object.__setattr__``,
+    one call per field: 0.8 µs for a three-field event, 2 µs for ``CallArrived``,
+    against 0.2–0.4 µs here. The simulator builds three events and a command per call,
+    so freezing cost a fifth of its time. Immutability stays a checked contract:
+    ``frozen_default`` makes mypy reject any assignment to a field, and instances
+    still hash by value like frozen ones.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
 
 # --- events in ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallArrived:
     """A caller is waiting for an agent of ``queue``; higher ``priority`` goes first."""
 
@@ -38,7 +56,7 @@ class CallArrived:
             raise ValueError(f"CallArrived.at must be finite (got {self.at!r})")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallAnswered:
     """The agent the call was offered to picked it up: they are now talking."""
 
@@ -47,7 +65,7 @@ class CallAnswered:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallEnded:
     """The call is over (either side hung up). Before it was answered it is an abandon."""
 
@@ -56,7 +74,7 @@ class CallEnded:
     cause: str = "normal"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallerAbandoned:
     """The caller hung up while waiting or while an agent's phone was ringing."""
 
@@ -64,7 +82,7 @@ class CallerAbandoned:
     call_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallTransferred:
     """The agent sent a call they were talking to into another queue (wrap-up follows)."""
 
@@ -73,7 +91,7 @@ class CallTransferred:
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentLoggedIn:
     """The agent starts a session; their profile must be registered with the router."""
 
@@ -81,7 +99,7 @@ class AgentLoggedIn:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentLoggedOut:
     """The agent is gone now (logged out, or their phone leg dropped).
 
@@ -93,7 +111,7 @@ class AgentLoggedOut:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentPaused:
     """The agent stops taking calls, with a reason code (lunch, training, rna, ...).
 
@@ -106,7 +124,7 @@ class AgentPaused:
     reason: str = "break"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentReady:
     """The agent is ready for calls (ends a pause, or ends wrap-up early)."""
 
@@ -114,7 +132,7 @@ class AgentReady:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentRingNoAnswer:
     """The agent did not pick up the offered call: it goes back to its queue's head."""
 
@@ -123,7 +141,7 @@ class AgentRingNoAnswer:
     call_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferFailed:
     """The offer never reached the agent (the PBX refused or lost the connecting action).
 
@@ -136,7 +154,7 @@ class OfferFailed:
     call_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WrapUpDone:
     """The agent finished after-call work."""
 
@@ -162,7 +180,7 @@ Event = (
 # --- commands out -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConnectToAgent:
     """Offer the call to the agent: ring their device or move the caller into their session."""
 
@@ -171,7 +189,7 @@ class ConnectToAgent:
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CancelOffer:
     """Stop ringing the agent: the ACD gave up on them (ring timeout) and requeued the call."""
 
@@ -189,7 +207,7 @@ class OverflowAction(StrEnum):
     SAFE_HARBOUR = "safe_harbour"  # outbound: the campaign's message to a human no agent took in time
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Overflow:
     """The call leaves the ACD for voicemail, a callback offer or a busy signal."""
 
@@ -199,7 +217,7 @@ class Overflow:
     reason: str  # "full" or "max_wait"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Announce:
     """Tell the waiting caller their position and expected wait (seconds)."""
 
@@ -221,7 +239,7 @@ class CallOutcome(StrEnum):
     TRANSFERRED = "transferred"  # answered here, then sent to another queue
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallRecord:
     """What happened to one call in one queue, emitted when it leaves that queue.
 

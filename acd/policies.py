@@ -13,13 +13,13 @@ usual way to keep every queue near its target when agents serve several.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from acd.errors import InputError
+from acd.events import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IdleAgent:
     """What a policy may look at when an agent becomes idle."""
 
