@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from acd.errors import InputError, RouterError
+from acd.pickling import pickle_by_fields
 
 
 class AgentState(StrEnum):
@@ -110,3 +111,7 @@ class AgentProfile:
         for skill, level in self.skills.items():
             if not isinstance(level, (int, float)) or not math.isfinite(level) or not 0 <= level <= 1:
                 raise InputError(f"agent {self.agent_id!r}: skills.{skill}", f"{level!r} must be in 0..1")
+
+
+# Sent to and from worker processes (ccd simulate --jobs); see acd.pickling.
+pickle_by_fields(AgentProfile)

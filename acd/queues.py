@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from acd.agents import AgentProfile
 from acd.errors import InputError
 from acd.events import OverflowAction
+from acd.pickling import pickle_by_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +151,7 @@ def _seconds(where: str, value: object, *, allow_none: bool) -> None:
         return
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InputError(where, f"{value!r} must be a number of seconds >= 0")
+
+
+# Sent to and from worker processes (ccd simulate --jobs); see acd.pickling.
+pickle_by_fields(RelaxationStep, OverflowRule, QueueConfig)

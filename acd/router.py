@@ -285,12 +285,11 @@ class Router:
         at = event.at
         if at < self.now - 1e-9:
             raise RouterError(f"event at {at} is before the router's clock ({self.now})")
-        out: list[Command] = []
-        if self._timers and self._timers[0][0] <= at:
-            out = self.on_timer(at)
-        self.now = max(self.now, at)
-        handler = self._handlers[type(event)]
-        handler(self, event, out)
+        timers = self._timers
+        out: list[Command] = self.on_timer(at) if timers and timers[0][0] <= at else []
+        if at > self.now:
+            self.now = at
+        self._handlers[type(event)](self, event, out)
         return out
 
     def next_deadline(self) -> float | None:
@@ -519,7 +518,7 @@ class Router:
     def _on_call_arrived(self, e: CallArrived, out: list[Command]) -> None:
         if e.call_id in self._calls:
             raise RouterError(f"call {e.call_id!r} is already in the ACD")
-        q = self._queue(e.queue)
+        q = self._queues.get(e.queue) or self._queue(e.queue)  # the latter raises
         call = _Call(e.call_id, q, e.priority, e.at, next(self._seq))
         call.caller = e.caller
         call.data = e.data
@@ -532,7 +531,7 @@ class Router:
 
     def _on_call_answered(self, e: CallAnswered, out: list[Command]) -> None:
         call = self._calls.get(e.call_id)
-        agent = self._agent(e.agent_id)
+        agent = self._agents.get(e.agent_id) or self._agent(e.agent_id)  # the latter raises
         if call is None or call.state is not CallState.OFFERED or call.agent is not agent:
             raise RouterError(f"call {e.call_id!r} was not offered to agent {e.agent_id!r}")
         self._move(agent, Trigger.ANSWER)
@@ -671,7 +670,7 @@ class Router:
         # with nobody else free this agent is offered it again (a personal call is, at
         # once, by the requeue: then the agent is no longer free).
         self._requeue(call, out)
-        if agent.call is None:
+        if self._is_free(agent):
             self._become_ready(agent, out)
 
     def _on_wrap_up_done(self, e: WrapUpDone, out: list[Command]) -> None:
@@ -956,6 +955,17 @@ class Router:
             observer(rec)
 
     # --- agent state bookkeeping ------------------------------------------------------
+
+    @staticmethod
+    def _is_free(agent: _Agent) -> bool:
+        """A call, not an inline test, where a callee may have given the agent a call.
+
+        After ``agent.call = None`` mypy takes ``agent.call`` for None until the end of
+        the function; the compiled build (setup.py) enforces such inferences at run
+        time, so an inline test after a requeue that offered the call straight back
+        would raise there.
+        """
+        return agent.call is None
 
     def _check(self, agent: _Agent, trigger: Trigger) -> AgentState:
         nxt = TRANSITIONS.get((agent.state, trigger))

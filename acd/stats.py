@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from acd.pickling import pickle_by_fields
+
 BUCKET_S = 15.0
 WINDOWS_S = {"15m": 900.0, "1h": 3600.0}
 _RING = int(WINDOWS_S["1h"] / BUCKET_S)
@@ -285,3 +287,7 @@ class GroupStats:
     def start_new_day(self, at: float) -> None:
         self.flush(at)
         self._sums.start_new_day(at)
+
+
+# Sent to and from worker processes (ccd simulate --jobs); see acd.pickling.
+pickle_by_fields(QueueWindow, GroupWindow)

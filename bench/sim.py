@@ -10,6 +10,9 @@ Cases:
 * Scale: the same queue with 2,000 agents, to show whether cost per call stays flat.
 * A 2,000-agent multi-skill day (20 queues, 10 agent groups with shifts), ccd only.
 
+``--compiled DIR`` also times ccd with its compiled core (setup.py) installed in DIR;
+``make bench`` builds one into build/compiled and passes it.
+
 Every model records each call's wait and outcome, as a planning model must (ccd writes
 its per-call lists, ciw its records); none computes statistics inside the loop.
 
@@ -28,9 +31,12 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 
 import argparse
 import heapq
+import json
 import math
+import os
 import platform
 import random
+import subprocess
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -39,6 +45,7 @@ from typing import Any
 import ciw
 import simpy
 
+import sim
 from sim.engine import Simulation
 from sim.scenario import Scenario, parse_scenario
 
@@ -203,32 +210,71 @@ def timed(fn: Any, *args: Any, repeats: int) -> tuple[float, int]:
     return best, n
 
 
+CASES = {
+    "M/M/200+M": lambda: mmnm_scenario(200),
+    "M/M/2000+M": lambda: mmnm_scenario(2000),
+    "multi-skill day, 2,000 agents, 20 queues": multiskill_scenario,
+}
+
+
+def time_ccd(repeats: int) -> dict[str, tuple[float, int]]:
+    return {case: timed(run_ccd, make(), repeats=repeats) for case, make in CASES.items()}
+
+
+def time_ccd_compiled(site: Path, repeats: int) -> dict[str, tuple[float, int]]:
+    """The same cases in a process importing the compiled core from ``site``.
+
+    A separate process: one process cannot hold both builds of a module. Its working
+    directory is ``site`` itself, so the sources cannot shadow the compiled modules.
+    """
+    env = {**os.environ, "PYTHONPATH": str(site.resolve())}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--ccd-only", "--repeats", str(repeats)]
+    out = subprocess.run(cmd, env=env, cwd=site, capture_output=True, text=True, check=True).stdout
+    figures = json.loads(out)
+    if figures.pop("core") != "compiled":
+        raise SystemExit(
+            f"{site} does not hold a compiled core (CCD_COMPILE=1 pip install --target {site} .)"
+        )
+    return {case: (wall, n) for case, (wall, n) in figures.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-ciw-2000", action="store_true", help="ciw at 2,000 agents takes minutes")
+    parser.add_argument(
+        "--compiled", type=Path, metavar="DIR", help="also time the compiled core installed in DIR"
+    )
+    parser.add_argument("--ccd-only", action="store_true", help=argparse.SUPPRESS)  # for --compiled
     args = parser.parse_args()
+    if args.ccd_only:
+        print(json.dumps({"core": sim.core(), **time_ccd(args.repeats)}))
+        return
     print(f"# bench/sim.py  {datetime.now(UTC):%Y-%m-%d}  {platform.machine()} {platform.python_version()}")
-    print(f"{'case':<44} {'calls':>8} {'wall s':>8} {'calls/s':>9}  ratio ccd/x")
+    ours = {f"ccd ({sim.core()})": time_ccd(args.repeats)}
+    if args.compiled is not None:
+        ours["ccd (compiled)"] = time_ccd_compiled(args.compiled, args.repeats)
     results: dict[str, dict[str, tuple[float, int]]] = {}
+    for case in CASES:
+        results[case] = {name: figures[case] for name, figures in ours.items()}
     for agents in (200, 2000):
         aht, patience = 300.0, 120.0
         rate_s = 0.9 * agents / aht
-        row = results[f"M/M/{agents}+M"] = {}
-        row["ccd (real router)"] = timed(run_ccd, mmnm_scenario(agents), repeats=args.repeats)
+        row = results[f"M/M/{agents}+M"]
         row["bare heapq loop"] = timed(run_bare, agents, rate_s, aht, patience, repeats=args.repeats)
         row["SimPy"] = timed(run_simpy, agents, rate_s, aht, patience, repeats=args.repeats)
         if agents == 200 or not args.skip_ciw_2000:
             row["ciw"] = timed(run_ciw, agents, rate_s, aht, patience, repeats=1)
-    results["multi-skill day, 2,000 agents, 20 queues"] = {
-        "ccd (real router)": timed(run_ccd, multiskill_scenario(), repeats=args.repeats)
-    }
+    print(f"{'case':<58} {'calls':>8} {'wall s':>8} {'calls/s':>9}")
     for case, row in results.items():
-        ours_wall, ours_n = row["ccd (real router)"]
         for name, (wall, n) in row.items():
-            ratio = "" if name.startswith("ccd") else f"{(ours_n / ours_wall) / (n / wall):.2f}x"
-            label = f"{case}: {name}"
-            print(f"{label:<44} {n:>8} {wall:>8.2f} {n / wall:>9.0f}  {ratio}")
+            print(f"{case + ': ' + name:<58} {n:>8} {wall:>8.2f} {n / wall:>9.0f}")
+        for name in ours:
+            wall, n = row[name]
+            rate = n / wall
+            ratios = [f"{rate / (m / w):.2f}x {ref}" for ref, (w, m) in row.items() if ref not in ours]
+            if ratios:
+                print(f"  {name} / " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import sim
 from acd.errors import InputError
 from sim.replicate import run_replications
 from sim.results import CAMPAIGN_KEYS, QUEUE_KEYS
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         progress=_Progress(not args.json),
     )
     result["wall_s"] = time.monotonic() - started
+    result["core"] = sim.core()
     result["scenario"] = scenario.source
     if args.report:
         # matplotlib costs half a second to import: only when a report is asked for.
@@ -145,7 +147,7 @@ def render(result: dict[str, Any], duration_s: float) -> str:
     )
     lines = [
         f"{result['replications']} replication(s) of {duration_s / 3600:g} h, seed {result['seed']}, "
-        f"{result['events']:,} events in {result['wall_s']:.1f} s",
+        f"{result['events']:,} events in {result['wall_s']:.1f} s ({result['core']} core)",
     ]
     if result["queues"]:
         lines += ["", f"{'queue':<14}" + "".join(f"{k:>16}" for k in keys)]

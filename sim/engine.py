@@ -54,6 +54,7 @@ from acd.events import (
     Overflow,
     OverflowAction,
 )
+from acd.pickling import pickle_by_fields
 from acd.router import Router
 from sim.outbound import OUTBOUND, CampaignLog, OutboundSim
 from sim.scenario import Scenario, agent_queues
@@ -226,6 +227,8 @@ class Simulation:
         call_entry, offer_token = self.call_entry, self.offer_token
         patience = self.patience
         push = self._push
+        heappush = heapq.heappush
+        patience_scale = self._patience_scale
         outbound = self.outbound
         events = 0
         n_calls = 0
@@ -245,7 +248,8 @@ class Simulation:
                 qi, k = a, b
                 times = arrivals[qi]
                 if k + 1 < len(times):
-                    push(times[k + 1], ARRIVE, qi, k + 1)
+                    self._seq += 1
+                    heappush(heap, (times[k + 1], self._seq, ARRIVE, qi, k + 1))
                 n_calls += 1
                 call_id = str(n_calls)
                 entry = len(e_queue)
@@ -259,9 +263,11 @@ class Simulation:
                 e_outcome.append(PENDING)
                 offer_token[call_id] = 0
                 tau = patience[qi].next()
-                if self._patience_scale[qi] is not None:
-                    tau *= self._scaled(qi, t, self._patience_scale[qi])
-                apply(handle(CallArrived(t, call_id, names[qi], priority=prios[qi])), t)
+                if patience_scale[qi] is not None:
+                    tau *= self._scaled(qi, t, patience_scale[qi])
+                cmds = handle(CallArrived(t, call_id, names[qi], priority=prios[qi]))
+                if cmds:
+                    apply(cmds, t)
                 # A caller put through at once never gets to hang up while waiting.
                 if tau != math.inf and e_outcome[entry] == PENDING:
                     push(t + tau, PATIENCE, call_id, None)
@@ -273,7 +279,9 @@ class Simulation:
             elif kind == END:
                 entry = call_entry[a]
                 e_ended[entry] = t
-                apply(handle(CallEnded(t, a)), t)
+                cmds = handle(CallEnded(t, a))
+                if cmds:
+                    apply(cmds, t)
                 if outbound is not None:  # the agent may be free for a campaign
                     outbound.inbound_ended(t, e_queue[entry])
             elif kind == PATIENCE:
@@ -355,7 +363,9 @@ class Simulation:
         self.offer_token[call_id] += 1
         self.e_answered[entry] = t
         self.e_outcome[entry] = ANSWERED
-        self._apply(self.router.handle(CallAnswered(t, call_id, agent_id)), t)
+        cmds = self.router.handle(CallAnswered(t, call_id, agent_id))
+        if cmds:
+            self._apply(cmds, t)
         qi = self.e_queue[entry]
         talk = self.handle[qi].next()
         scale = self._handle_scale[qi]
@@ -443,3 +453,7 @@ class Simulation:
             events=self.events,
             campaigns=() if self.outbound is None else self.outbound.finish(),
         )
+
+
+# Sent to and from worker processes (ccd simulate --jobs); see acd.pickling.
+pickle_by_fields(RunLog)

@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from acd.pickling import pickle_by_fields
+
 FloatArray = NDArray[np.float64]
 
 
@@ -157,3 +159,7 @@ def poisson_arrivals(
     times = np.repeat(starts, counts) + rng.uniform(0.0, interval_s, int(counts.sum()))
     times.sort()
     return times
+
+
+# Sent to and from worker processes (ccd simulate --jobs); see acd.pickling.
+pickle_by_fields(Exponential, Fixed, LogNormal, Gamma, Empirical, Never)
