@@ -10,8 +10,10 @@ HOT_MODULES = ("acd.router", "sim.engine")
 
 
 def core() -> str:
-    """"compiled" when the routing core and the engine run as mypyc extensions, else
-    "interpreted": the same results either way, about twice the speed compiled, so a
-    timing is only meaningful next to this."""
+    """Which build of the hot path runs: "compiled" (mypyc extensions) or "interpreted".
+
+    The results are the same either way and compiled runs about twice as fast, so a
+    timing means something only next to this.
+    """
     files = [importlib.import_module(name).__file__ or "" for name in HOT_MODULES]
     return "compiled" if all(f.endswith(tuple(EXTENSION_SUFFIXES)) for f in files) else "interpreted"

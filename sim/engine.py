@@ -31,7 +31,7 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -60,14 +60,29 @@ from sim.outbound import OUTBOUND, CampaignLog, OutboundSim
 from sim.scenario import Scenario, agent_queues
 from sim.workload import Fixed, Sampler, Uniform, poisson_arrivals
 
-RNA_AFTER_S = 15.0  # how long the simulated PBX rings an agent who will not answer
+RNA_AFTER_S: Final = 15.0  # how long the simulated PBX rings an agent who will not answer
 
-# Event kinds (ints: the hot loop compares them, it does not dispatch on types).
-ARRIVE, ANSWER, END, PATIENCE, RNA, RECOVER, SHIFT, SAMPLE = range(8)
+# Event kinds (ints: the hot loop compares them, it does not dispatch on types). All
+# constants here are Final: the compiled build (setup.py) then inlines them rather than
+# looking each one up in the module's namespace on every comparison.
+ARRIVE: Final = 0
+ANSWER: Final = 1
+END: Final = 2
+PATIENCE: Final = 3
+RNA: Final = 4
+RECOVER: Final = 5
+SHIFT: Final = 6
+SAMPLE: Final = 7
 # Shift actions.
-LOG_IN, BREAK, BACK, OFF = range(4)
+LOG_IN: Final = 0
+BREAK: Final = 1
+BACK: Final = 2
+OFF: Final = 3
 # Outcomes per queue entry.
-PENDING, ANSWERED, ABANDONED, OVERFLOWED = range(4)
+PENDING: Final = 0
+ANSWERED: Final = 1
+ABANDONED: Final = 2
+OVERFLOWED: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +226,12 @@ class Simulation:
         return self._log(min(stop, max(sc.duration_s, self.router.now)))
 
     def _loop(self, stop: float) -> None:
+        # Bound methods are not cached in locals: interpreted it would save little, and
+        # compiled (setup.py) a direct call to a method is a C call, a local is not.
         heap = self._heap
         router = self.router
-        handle = router.handle
         pop = heapq.heappop
         deadline = router.next_deadline()
-        apply = self._apply
         arrivals = self.arrivals
         queues = self.scenario.queues
         names = [q.config.name for q in queues]
@@ -226,7 +241,6 @@ class Simulation:
         e_ended = self.e_ended
         call_entry, offer_token = self.call_entry, self.offer_token
         patience = self.patience
-        push = self._push
         heappush = heapq.heappush
         patience_scale = self._patience_scale
         outbound = self.outbound
@@ -237,7 +251,7 @@ class Simulation:
             if deadline is not None and deadline <= t:
                 if deadline > stop:
                     break
-                apply(router.on_timer(deadline), deadline)
+                self._apply(router.on_timer(deadline), deadline)
                 deadline = router.next_deadline()
                 continue
             if t > stop:
@@ -265,12 +279,12 @@ class Simulation:
                 tau = patience[qi].next()
                 if patience_scale[qi] is not None:
                     tau *= self._scaled(qi, t, patience_scale[qi])
-                cmds = handle(CallArrived(t, call_id, names[qi], priority=prios[qi]))
+                cmds = router.handle(CallArrived(t, call_id, names[qi], priority=prios[qi]))
                 if cmds:
-                    apply(cmds, t)
+                    self._apply(cmds, t)
                 # A caller put through at once never gets to hang up while waiting.
                 if tau != math.inf and e_outcome[entry] == PENDING:
-                    push(t + tau, PATIENCE, call_id, None)
+                    self._push(t + tau, PATIENCE, call_id, None)
             elif kind == ANSWER:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
@@ -279,9 +293,9 @@ class Simulation:
             elif kind == END:
                 entry = call_entry[a]
                 e_ended[entry] = t
-                cmds = handle(CallEnded(t, a))
+                cmds = router.handle(CallEnded(t, a))
                 if cmds:
-                    apply(cmds, t)
+                    self._apply(cmds, t)
                 if outbound is not None:  # the agent may be free for a campaign
                     outbound.inbound_ended(t, e_queue[entry])
             elif kind == PATIENCE:
@@ -291,19 +305,19 @@ class Simulation:
                     e_left[waiting] = t
                     offer_token[a] = offer_token.get(a, 0) + 1
                     self._ringing.pop(a, None)
-                    apply(handle(CallerAbandoned(t, a)), t)
+                    self._apply(router.handle(CallerAbandoned(t, a)), t)
             elif kind == RNA:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
                     agent_id = self._ringing.pop(call_id)
                     offer_token[call_id] += 1
-                    apply(handle(AgentRingNoAnswer(t, agent_id, call_id)), t)
+                    self._apply(router.handle(AgentRingNoAnswer(t, agent_id, call_id)), t)
                     gi = self.agent_group[agent_id]
-                    push(t + self.scenario.agents[gi].rna_recovery_s, RECOVER, agent_id, None)
+                    self._push(t + self.scenario.agents[gi].rna_recovery_s, RECOVER, agent_id, None)
             elif kind == RECOVER:
                 snap = router.agent(a)
                 if snap.state is AgentState.PAUSED and snap.reason == router.rna_reason:
-                    apply(handle(AgentReady(t, a)), t)
+                    self._apply(router.handle(AgentReady(t, a)), t)
             elif kind == SHIFT:
                 self._shift(a, b, t)
             elif kind == OUTBOUND:
@@ -439,13 +453,14 @@ class Simulation:
             queue_names=tuple(q.config.name for q in sc.queues),
             service_targets=tuple(q.config.service_target_s for q in sc.queues),
             group_names=tuple(g.group for g in sc.agents),
-            entry_queue=np.asarray(self.e_queue, dtype=np.int64),
-            entry_arrived=np.asarray(self.e_arrived),
-            entry_offered=np.asarray(self.e_offered),
-            entry_answered=np.asarray(self.e_answered),
-            entry_left=np.asarray(self.e_left),
-            entry_ended=np.asarray(self.e_ended),
-            entry_outcome=np.asarray(self.e_outcome, dtype=np.int64),
+            # With the dtype given, numpy skips inferring it element by element.
+            entry_queue=np.array(self.e_queue, dtype=np.int64),
+            entry_arrived=np.array(self.e_arrived, dtype=np.float64),
+            entry_offered=np.array(self.e_offered, dtype=np.float64),
+            entry_answered=np.array(self.e_answered, dtype=np.float64),
+            entry_left=np.array(self.e_left, dtype=np.float64),
+            entry_ended=np.array(self.e_ended, dtype=np.float64),
+            entry_outcome=np.array(self.e_outcome, dtype=np.int64),
             sample_times=np.asarray([s[0] for s in samples]),
             group_available=np.asarray([s[1] for s in samples]),
             group_busy=np.asarray([s[2] for s in samples]),

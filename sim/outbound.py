@@ -50,7 +50,7 @@ import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -82,7 +82,7 @@ from dialer.runner import (
 from sim.scenario import ANSWER_KINDS, CampaignModel, Scenario, acd_queue, agent_queues, serves
 from sim.workload import Sampler, Uniform
 
-OUTBOUND = 8
+OUTBOUND: Final = 8
 """The engine's event kind for everything outbound (after sim.engine's own kinds)."""
 
 # What an outbound event is (the engine hands (code, payload) back to OutboundSim.handle).
