@@ -26,14 +26,23 @@ def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) 
     return list(_setuptools.get_requires_for_build_wheel(config_settings))
 
 
-def build_editable(
-    wheel_directory: str,
-    config_settings: dict[str, Any] | None = None,
-    metadata_directory: str | None = None,
-) -> str:
+def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
+    _refuse_editable()  # before setuptools runs setup.py, which would miss mypyc
+    return list(_setuptools.get_requires_for_build_editable(config_settings))
+
+
+def _refuse_editable() -> None:
     if _compiling():
         raise SystemExit(
             "CCD_COMPILE=1 needs a regular install (pip install .), not an editable one: "
             "compiled modules beside the sources would silently shadow every later edit"
         )
+
+
+def build_editable(
+    wheel_directory: str,
+    config_settings: dict[str, Any] | None = None,
+    metadata_directory: str | None = None,
+) -> str:
+    _refuse_editable()
     return str(_setuptools.build_editable(wheel_directory, config_settings, metadata_directory))

@@ -126,3 +126,18 @@ def test_router_and_simulator_tests_pass_compiled(site: Path, tmp_path: Path) ->
     args += ["-c", str(ROOT / "pyproject.toml"), *tests]
     done = run_compiled(site, args, cwd=tmp_path, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+def test_an_editable_compiled_install_is_refused(tmp_path: Path) -> None:
+    """Compiled modules beside the sources would shadow every later edit of them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "-e", str(ROOT)],
+        env={**os.environ, "CCD_COMPILE": "1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "CCD_COMPILE=1 needs a regular install" in done.stdout + done.stderr
