@@ -13,21 +13,35 @@ usual way to keep every queue near its target when agents serve several.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from acd.errors import InputError
-from acd.events import frozen
+from acd.pickling import pickle_by_fields
 
 
-@frozen
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class IdleAgent:
-    """What a policy may look at when an agent becomes idle."""
+    """What a policy may look at when an agent becomes idle.
 
-    agent_id: str
-    idle_since: float
-    talk_s_today: float
-    last_offer_seq: int  # order in which agents were last offered a call (0: never)
-    match: float  # fit to the queue, 0..1 (mean proficiency over its skills)
+    Built each time an agent frees up, so written like the events (acd.events): a C
+    constructor in the compiled build, immutable through ``Final``.
+    """
+
+    agent_id: Final[str]
+    idle_since: Final[float]
+    talk_s_today: Final[float]
+    last_offer_seq: Final[int]  # order in which agents were last offered a call (0: never)
+    match: Final[float]  # fit to the queue, 0..1 (mean proficiency over its skills)
+
+    def __init__(
+        self, agent_id: str, idle_since: float, talk_s_today: float, last_offer_seq: int, match: float
+    ) -> None:
+        self.agent_id = agent_id
+        self.idle_since = idle_since
+        self.talk_s_today = talk_s_today
+        self.last_offer_seq = last_offer_seq
+        self.match = match
 
 
 class AgentPolicy(Protocol):
@@ -96,3 +110,7 @@ def get_policy(name: str, *, where: str) -> AgentPolicy:
         return POLICIES[name]
     except KeyError:
         raise InputError(where, f"unknown policy {name!r} (known: {', '.join(sorted(POLICIES))})") from None
+
+
+# Picklable in either build (acd.pickling), like the events.
+pickle_by_fields(IdleAgent)

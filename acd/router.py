@@ -34,7 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -825,16 +825,11 @@ class Router:
             self._offer(call, agent, out)  # never entered the heaps: nothing to invalidate
             return
         agent.epoch += 1
-        view = IdleAgent(
-            agent_id=agent.profile.agent_id,
-            idle_since=agent.idle_since,
-            talk_s_today=agent.talk_s_today,
-            last_offer_seq=agent.last_offer_seq,
-            match=0.0,
-        )
+        agent_id = agent.profile.agent_id
+        view = IdleAgent(agent_id, agent.idle_since, agent.talk_s_today, agent.last_offer_seq, 0.0)
         for q, level, match in agent.memberships:
             if q.uses_match:  # the fit differs per queue; other policies share one view
-                view = replace(view, match=match)
+                view = IdleAgent(agent_id, agent.idle_since, agent.talk_s_today, agent.last_offer_seq, match)
             heapq.heappush(q.idle[level], (q.policy.key(view), agent.seq, agent.epoch, agent))
             q.idle_live[level] += 1
         agent.in_heaps = True
