@@ -6,8 +6,10 @@ service drives. It talks to the router only through events, commands,
 ``next_deadline()`` and ``on_timer()``: nothing is forked for the simulator.
 
 One heap orders the simulator's own events by (time, sequence), so equal-time events
-run in the order they were scheduled, identically on every run; the router's timers
-are interleaved by comparing its next deadline with the heap's top before each event.
+run in the order they were scheduled, identically on every run. Arrivals, drawn
+before the run, are merged in from a small heap of each queue's next arrival (after
+the other events of the same instant), and the router's timers by comparing its next
+deadline with both tops before each event.
 Randomness comes from generators handed in (one stream per component), drawn in
 blocks. Per call the engine writes into flat lists; figures are computed from them
 with numpy after the run (sim.results), so the hot loop does no statistics.
@@ -64,8 +66,8 @@ RNA_AFTER_S: Final = 15.0  # how long the simulated PBX rings an agent who will 
 
 # Event kinds (ints: the hot loop compares them, it does not dispatch on types). All
 # constants here are Final: the compiled build (setup.py) then inlines them rather than
-# looking each one up in the module's namespace on every comparison.
-ARRIVE: Final = 0
+# looking each one up in the module's namespace on every comparison. Arrivals are not
+# heap events: they come from per-queue lists (see _loop).
 ANSWER: Final = 1
 END: Final = 2
 PATIENCE: Final = 3
@@ -209,9 +211,6 @@ class Simulation:
         """Simulate; ``progress(fraction)`` is called every few thousand events."""
         sc = self.scenario
         self._schedule_shifts()
-        for qi, times in enumerate(self.arrivals):
-            if times:
-                self._push(times[0], ARRIVE, qi, 0)
         # Cumulative agent-time samples at every reporting boundary, the warm-up end and
         # the end, for occupancy per interval and over the measured period.
         points = set(np.arange(0.0, sc.duration_s, sc.interval_s).tolist())
@@ -233,6 +232,12 @@ class Simulation:
         pop = heapq.heappop
         deadline = router.next_deadline()
         arrivals = self.arrivals
+        # Arrivals are known in advance and in order, per queue: they wait in a heap of
+        # their own, one entry per queue (its next arrival), not among the hundreds of
+        # pending ends and patience timers. At equal times the other events go first.
+        upcoming = [(times[0], qi, 0) for qi, times in enumerate(arrivals) if times]
+        heapq.heapify(upcoming)
+        inf = math.inf
         queues = self.scenario.queues
         names = [q.config.name for q in queues]
         prios = [q.priority for q in queues]
@@ -241,13 +246,15 @@ class Simulation:
         e_ended = self.e_ended
         call_entry, offer_token = self.call_entry, self.offer_token
         patience = self.patience
-        heappush = heapq.heappush
         patience_scale = self._patience_scale
         outbound = self.outbound
         events = 0
         n_calls = 0
-        while heap:
-            t = heap[0][0]
+        while heap or upcoming:
+            t = heap[0][0] if heap else inf
+            arriving = bool(upcoming) and upcoming[0][0] < t
+            if arriving:
+                t = upcoming[0][0]
             if deadline is not None and deadline <= t:
                 if deadline > stop:
                     break
@@ -256,14 +263,14 @@ class Simulation:
                 continue
             if t > stop:
                 break
-            t, _, kind, a, b = pop(heap)
             events += 1
-            if kind == ARRIVE:
-                qi, k = a, b
+            if arriving:
+                _, qi, k = upcoming[0]
                 times = arrivals[qi]
                 if k + 1 < len(times):
-                    self._seq += 1
-                    heappush(heap, (times[k + 1], self._seq, ARRIVE, qi, k + 1))
+                    heapq.heapreplace(upcoming, (times[k + 1], qi, k + 1))
+                else:
+                    pop(upcoming)
                 n_calls += 1
                 call_id = str(n_calls)
                 entry = len(e_queue)
@@ -277,15 +284,19 @@ class Simulation:
                 e_outcome.append(PENDING)
                 offer_token[call_id] = 0
                 tau = patience[qi].next()
-                if patience_scale[qi] is not None:
-                    tau *= self._scaled(qi, t, patience_scale[qi])
+                scale = patience_scale[qi]
+                if scale is not None:
+                    tau *= self._scaled(qi, t, scale)
                 cmds = router.handle(CallArrived(t, call_id, names[qi], priority=prios[qi]))
                 if cmds:
                     self._apply(cmds, t)
                 # A caller put through at once never gets to hang up while waiting.
                 if tau != math.inf and e_outcome[entry] == PENDING:
                     self._push(t + tau, PATIENCE, call_id, None)
-            elif kind == ANSWER:
+                deadline = router.next_deadline()
+                continue
+            t, _, kind, a, b = pop(heap)
+            if kind == ANSWER:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
                     agent_id = self._ringing[call_id]
