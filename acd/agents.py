@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from acd.errors import InputError, RouterError
 from acd.pickling import pickle_by_fields
@@ -49,7 +50,7 @@ S, T = AgentState, Trigger
 # (state, trigger) -> next state. Where a pause is asked while the agent is busy the
 # state stays and the pause is kept pending (see Router); that is marked here as
 # staying put. Wrap-up ending with a pause pending goes to PAUSED, decided by Router.
-TRANSITIONS: dict[tuple[AgentState, Trigger], AgentState] = {
+TRANSITIONS: Final[dict[tuple[AgentState, Trigger], AgentState]] = {
     (S.LOGGED_OUT, T.LOG_IN): S.READY,
     (S.READY, T.PAUSE): S.PAUSED,
     (S.READY, T.READY): S.READY,
@@ -72,6 +73,13 @@ TRANSITIONS: dict[tuple[AgentState, Trigger], AgentState] = {
     **{(s, T.LOG_IN): s for s in AgentState if s is not S.LOGGED_OUT},
     **{(s, T.LOG_OUT): S.LOGGED_OUT for s in AgentState if s is not S.LOGGED_OUT},
 }
+
+# The same table by trigger, then state: what the router looks up on every move. Two
+# lookups keyed by enum members (hashes cached, found by identity) cost a fraction of
+# building and hashing a (state, trigger) tuple each time.
+NEXT_STATE: Final[dict[Trigger, dict[AgentState, AgentState]]] = {t: {} for t in Trigger}
+for (_state, _trigger), _next in TRANSITIONS.items():
+    NEXT_STATE[_trigger][_state] = _next
 
 
 class IllegalTransitionError(RouterError):

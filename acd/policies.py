@@ -45,7 +45,8 @@ class IdleAgent:
 
 
 class AgentPolicy(Protocol):
-    """Smaller key = chosen first. The key must not change while the agent is idle.
+    """Smaller key = chosen first. The key must not change while the agent is idle,
+    and all of a policy's keys have one length (the router refuses a change).
 
     A policy may set ``uses_match = False`` when its key ignores ``IdleAgent.match``:
     the router then builds one view per idle agent instead of one per queue.

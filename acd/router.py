@@ -36,11 +36,11 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sortedcontainers import SortedList
 
-from acd.agents import TRANSITIONS, AgentProfile, AgentState, IllegalTransitionError, Trigger
+from acd.agents import NEXT_STATE, AgentProfile, AgentState, IllegalTransitionError, Trigger
 from acd.errors import InputError, RouterError
 from acd.events import (
     AgentLoggedIn,
@@ -69,10 +69,20 @@ from acd.policies import CALL_SELECTIONS, AgentPolicy, IdleAgent, get_policy
 from acd.queues import QueueConfig
 from acd.stats import GroupStats, GroupWindow, QueueStats, QueueWindow
 
-_BUSY = frozenset({AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP})
-_AVAILABLE = _BUSY | {AgentState.READY}
-# Per state: counts towards (available, busy, talking) agent-time of its group.
-_WEIGHTS = {s: (int(s in _AVAILABLE), int(s in _BUSY), int(s is AgentState.TALKING)) for s in AgentState}
+_BUSY: Final = frozenset({AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP})
+
+
+def _weights(state: AgentState) -> tuple[int, int, int]:
+    """How an agent in ``state`` counts towards its group's (available, busy, talking)
+    time. Tests of identity, not a table: every state change asks this twice, and
+    compiled (setup.py) these are pointer comparisons where a dict costs a lookup."""
+    if state is AgentState.READY:
+        return (1, 0, 0)
+    if state is AgentState.TALKING:
+        return (1, 1, 1)
+    if state is AgentState.RESERVED or state is AgentState.WRAP_UP:
+        return (1, 1, 0)
+    return (0, 0, 0)  # logged out, paused
 
 
 class CallState(Enum):
@@ -170,6 +180,7 @@ class _Queue:
         "config",
         "idle",
         "idle_live",
+        "key_len",
         "members",
         "policy",
         "stats",
@@ -185,7 +196,10 @@ class _Queue:
         self.stats = stats
         levels = config.levels()
         self.thresholds = [after for after, _, _ in levels]
-        self.idle: list[list[tuple[tuple[float, ...], int, int, _Agent]]] = [[] for _ in levels]
+        # Entries (policy key, agent seq, epoch, agent); a one-element key is stored as
+        # its float, so that the heap compares floats, not tuples nested in tuples.
+        self.idle: list[list[tuple[float | tuple[float, ...], int, int, _Agent]]] = [[] for _ in levels]
+        self.key_len = 0  # the policy's key length, fixed by its first key
         self.idle_live = [0] * len(levels)
         # priority -> waiting calls by arrival order; priorities kept sorted, highest first.
         self.classes: dict[int, SortedList[int]] = {}
@@ -830,9 +844,25 @@ class Router:
         for q, level, match in agent.memberships:
             if q.uses_match:  # the fit differs per queue; other policies share one view
                 view = IdleAgent(agent_id, agent.idle_since, agent.talk_s_today, agent.last_offer_seq, match)
-            heapq.heappush(q.idle[level], (q.policy.key(view), agent.seq, agent.epoch, agent))
+            key = q.policy.key(view)
+            if len(key) != q.key_len:
+                self._first_key(q, key)
+            heapq.heappush(q.idle[level], (key[0] if q.key_len == 1 else key, agent.seq, agent.epoch, agent))
             q.idle_live[level] += 1
         agent.in_heaps = True
+
+    @staticmethod
+    def _first_key(q: _Queue, key: tuple[float, ...]) -> None:
+        """Fix the queue's key length; a policy whose keys change length is refused: its
+        heap would hold floats and tuples, which do not compare."""
+        if q.key_len:
+            raise RouterError(
+                f"queue {q.config.name!r}: policy {q.config.policy!r} gave a key of {len(key)} "
+                f"values after keys of {q.key_len}; a policy's keys must all have one length"
+            )
+        if not key:
+            raise RouterError(f"queue {q.config.name!r}: policy {q.config.policy!r} gave an empty key")
+        q.key_len = len(key)
 
     def _leave_ready(self, agent: _Agent) -> None:
         """The agent stops being idle: invalidate their heap entries (O(1) each)."""
@@ -972,13 +1002,13 @@ class Router:
         return agent.call is None
 
     def _check(self, agent: _Agent, trigger: Trigger) -> AgentState:
-        nxt = TRANSITIONS.get((agent.state, trigger))
+        nxt = NEXT_STATE[trigger].get(agent.state)
         if nxt is None:
             raise IllegalTransitionError(agent.profile.agent_id, agent.state, trigger)
         return nxt
 
     def _move(self, agent: _Agent, trigger: Trigger) -> None:
-        nxt = TRANSITIONS.get((agent.state, trigger))
+        nxt = NEXT_STATE[trigger].get(agent.state)
         if nxt is None:
             raise IllegalTransitionError(agent.profile.agent_id, agent.state, trigger)
         if nxt is not agent.state:
@@ -991,8 +1021,8 @@ class Router:
         g = agent.group
         if self.now > g.last:
             g.flush(self.now)
-        o_avail, o_busy, o_talk = _WEIGHTS[old]
-        n_avail, n_busy, n_talk = _WEIGHTS[state]
+        o_avail, o_busy, o_talk = _weights(old)
+        n_avail, n_busy, n_talk = _weights(state)
         g.available += n_avail - o_avail
         g.busy += n_busy - o_busy
         g.talking += n_talk - o_talk
@@ -1001,7 +1031,7 @@ class Router:
 
     def _count(self, agent: _Agent, sign: int) -> None:
         g = agent.group
-        avail, busy, talk = _WEIGHTS[agent.state]
+        avail, busy, talk = _weights(agent.state)
         g.available += sign * avail
         g.busy += sign * busy
         g.talking += sign * talk

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from acd.pickling import pickle_by_fields
 
-BUCKET_S = 15.0
-WINDOWS_S = {"15m": 900.0, "1h": 3600.0}
-_RING = int(WINDOWS_S["1h"] / BUCKET_S)
+# Module constants are Final: the compiled build (setup.py) then reads them directly
+# instead of looking each up in the module's namespace on every use.
+BUCKET_S: Final = 15.0
+WINDOWS_S: Final = {"15m": 900.0, "1h": 3600.0}
+_RING: Final = int(WINDOWS_S["1h"] / BUCKET_S)
 
 
 class RollingSums:
@@ -106,7 +109,14 @@ class RollingSums:
 
 
 # Queue metrics (indexes into RollingSums).
-OFFERED, ANSWERED, WITHIN, ABANDONED, SHORT, OVERFLOWED, WAIT_SUM, WAIT_MAX = range(8)
+OFFERED: Final = 0
+ANSWERED: Final = 1
+WITHIN: Final = 2
+ABANDONED: Final = 3
+SHORT: Final = 4
+OVERFLOWED: Final = 5
+WAIT_SUM: Final = 6
+WAIT_MAX: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +222,10 @@ class QueueStats:
 
 
 # Agent-group metrics: seconds available (ready or busy), busy, talking; calls.
-AVAILABLE_S, BUSY_S, TALK_S, CALLS = range(4)
+AVAILABLE_S: Final = 0
+BUSY_S: Final = 1
+TALK_S: Final = 2
+CALLS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)

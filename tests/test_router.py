@@ -31,7 +31,7 @@ from acd.events import (
 )
 from acd.policies import IdleAgent, register_policy
 from acd.queues import OverflowRule, QueueConfig, RelaxationStep
-from acd.router import CallState, Router
+from acd.router import CallState, Router, _weights
 
 
 def make(*queues: QueueConfig, agents: dict[str, dict[str, float]] | None = None, **kw: object) -> Router:
@@ -109,6 +109,28 @@ def test_custom_policy_registered_by_name() -> None:
     r.handle(AgentPaused(2, "amy"))
     r.handle(AgentReady(3, "amy"))  # amy is now idle for less time than zed
     assert connects(r.handle(CallArrived(4, "c1", "q"))) == [("c1", "amy")]
+
+
+def test_a_policy_whose_keys_change_length_is_refused() -> None:
+    """Idle heaps store one-value keys as floats: mixed lengths could not be compared."""
+
+    class Fickle:
+        def key(self, agent: IdleAgent) -> tuple[float, ...]:
+            return (agent.idle_since,) if agent.agent_id == "a" else (agent.idle_since, 0.0)
+
+    register_policy("fickle", Fickle())
+    r = make(QueueConfig("q", policy="fickle"), agents={"a": {}, "b": {}})
+    login(r, 0, "a")
+    with pytest.raises(RouterError, match="policy 'fickle' gave a key of 2 values after keys of 1"):
+        login(r, 1, "b")
+
+
+def test_group_time_weights_follow_the_state_definitions() -> None:
+    """Available = ready or busy; busy = ringing, talking or wrap-up (acd.stats)."""
+    busy = {AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP}
+    for s in AgentState:
+        expected = (int(s in busy or s is AgentState.READY), int(s in busy), int(s is AgentState.TALKING))
+        assert _weights(s) == expected, s
 
 
 def test_unknown_policy_is_a_config_error() -> None:
