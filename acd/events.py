@@ -23,10 +23,10 @@ read-only check is missing there.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from math import isfinite
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -67,7 +67,7 @@ class CallArrived:
         data: Mapping[str, str] = NO_DATA,
         agent_id: str | None = None,
     ) -> None:
-        if not math.isfinite(at):
+        if not isfinite(at):
             raise ValueError(f"CallArrived.at must be finite (got {at!r})")
         self.at = at
         self.call_id = call_id

@@ -31,11 +31,10 @@ served; per queue, offered = answered + abandoned + overflowed + waiting.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+from heapq import heapify, heappop, heappush
 from typing import Any, ClassVar, Final
 
 from sortedcontainers import SortedList
@@ -281,9 +280,11 @@ class Router:
         self._groups: dict[str, GroupStats] = {}
         self._calls: dict[str, _Call] = {}
         self._timers: list[tuple[float, int, _Timer, object, int]] = []
-        self._seq = itertools.count(1)
-        self._offer_seq = itertools.count(1)
-        self._head_seq = itertools.count(1)
+        # Counters, each handing out 1, 2, ... (plain ints: compiled, itertools.count's
+        # next() is a generic call through the builtins module).
+        self._seq = 0
+        self._offer_seq = 0
+        self._head_seq = 0
 
     def _index(self, q: _Queue) -> None:
         needed = set(q.config.skills)
@@ -319,7 +320,7 @@ class Router:
         """When the router next wants on_timer called (None: nothing scheduled)."""
         timers = self._timers
         while timers and not self._timer_valid(timers[0]):
-            heapq.heappop(timers)
+            heappop(timers)
         return timers[0][0] if timers else None
 
     def on_timer(self, now: float) -> list[Command]:
@@ -327,7 +328,7 @@ class Router:
         out: list[Command] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
-            entry = heapq.heappop(timers)
+            entry = heappop(timers)
             if not self._timer_valid(entry):
                 continue
             due, _, kind, obj, _ = entry
@@ -360,7 +361,7 @@ class Router:
         out: list[Command] = []
         agent = self._agents.get(profile.agent_id)
         if agent is None:
-            agent = _Agent(profile, next(self._seq), self._group(profile.group))
+            agent = _Agent(profile, self._next_seq(), self._group(profile.group))
             self._agents[profile.agent_id] = agent
             agent.memberships = self._memberships(profile)
             return out
@@ -542,7 +543,7 @@ class Router:
         if e.call_id in self._calls:
             raise RouterError(f"call {e.call_id!r} is already in the ACD")
         q = self._queues.get(e.queue) or self._queue(e.queue)  # the latter raises
-        call = _Call(e.call_id, q, e.priority, e.at, next(self._seq))
+        call = _Call(e.call_id, q, e.priority, e.at, self._next_seq())
         call.caller = e.caller
         call.data = e.data
         if e.agent_id is not None:
@@ -600,7 +601,7 @@ class Router:
         call.agent = None
         call.hops = 0
         call.arrived_at = self.now
-        call.order = next(self._seq)
+        call.order = self._next_seq()
         self._enter_queue(call, target, out)
 
     def _on_logged_in(self, e: AgentLoggedIn, out: list[Command]) -> None:
@@ -644,7 +645,7 @@ class Router:
             out.append(CancelOffer(call.call_id, agent.profile.agent_id))
         else:
             # Cut off mid-conversation: a new offer, at the head of its priority class.
-            call.order = -next(self._head_seq)
+            call.order = -self._next_head()
             call.arrived_at = self.now
             call.queue.stats.offered(self.now)
         self._requeue(call, out)
@@ -806,14 +807,14 @@ class Router:
             _, _, epoch, agent = heap[0]
             if agent.epoch == epoch and agent.state is AgentState.READY:
                 return agent
-            heapq.heappop(heap)
+            heappop(heap)
         return None
 
     def _offer(self, call: _Call, agent: _Agent, out: list[Command]) -> None:
         self._leave_ready(agent)
         self._move(agent, Trigger.OFFER)
         agent.call = call
-        agent.last_offer_seq = next(self._offer_seq)
+        agent.last_offer_seq = self._next_offer()
         call.agent = agent
         call.state = CallState.OFFERED
         call.version += 1
@@ -847,7 +848,7 @@ class Router:
             key = q.policy.key(view)
             if len(key) != q.key_len:
                 self._first_key(q, key)
-            heapq.heappush(q.idle[level], (key[0] if q.key_len == 1 else key, agent.seq, agent.epoch, agent))
+            heappush(q.idle[level], (key[0] if q.key_len == 1 else key, agent.seq, agent.epoch, agent))
             q.idle_live[level] += 1
         agent.in_heaps = True
 
@@ -875,7 +876,7 @@ class Router:
             heap = q.idle[level]
             if len(heap) > 2 * q.idle_live[level] + 32:  # mostly stale: compact
                 live = [e for e in heap if e[3].epoch == e[2] and e[3].state is AgentState.READY]
-                heapq.heapify(live)
+                heapify(live)
                 q.idle[level] = live
 
     def _best_call_for(self, agent: _Agent) -> _Call | None:
@@ -952,7 +953,7 @@ class Router:
             assert rule.target is not None
             call.for_agent = None  # another queue: another set of agents
             call.arrived_at = self.now
-            call.order = next(self._seq)
+            call.order = self._next_seq()
             self._enter_queue(call, self._queues[rule.target], out)
             return
         action = rule.action if rule.action is not OverflowAction.QUEUE else OverflowAction.BUSY
@@ -1059,8 +1060,20 @@ class Router:
 
     # --- timers -------------------------------------------------------------------------
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _next_offer(self) -> int:
+        self._offer_seq += 1
+        return self._offer_seq
+
+    def _next_head(self) -> int:
+        self._head_seq += 1
+        return self._head_seq
+
     def _schedule(self, due: float, kind: _Timer, obj: object, version: int) -> None:
-        heapq.heappush(self._timers, (due, next(self._seq), kind, obj, version))
+        heappush(self._timers, (due, self._next_seq(), kind, obj, version))
 
     def _timer_valid(self, entry: tuple[float, int, _Timer, object, int]) -> bool:
         _, _, kind, obj, version = entry

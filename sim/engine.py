@@ -29,10 +29,11 @@ leaves the inbound workload's draws as they were.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush, heapreplace
+from math import isnan
 from typing import Any, Final
 
 import numpy as np
@@ -63,6 +64,9 @@ from sim.scenario import Scenario, agent_queues
 from sim.workload import Fixed, Sampler, Uniform, poisson_arrivals
 
 RNA_AFTER_S: Final = 15.0  # how long the simulated PBX rings an agent who will not answer
+# Final copies: compiled (setup.py), math.nan is an attribute lookup on every use.
+NAN: Final = math.nan
+INF: Final = math.inf
 
 # Event kinds (ints: the hot loop compares them, it does not dispatch on types). All
 # constants here are Final: the compiled build (setup.py) then inlines them rather than
@@ -192,7 +196,7 @@ class Simulation:
 
     def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, kind, a, b))
+        heappush(self._heap, (t, self._seq, kind, a, b))
 
     def _schedule_shifts(self) -> None:
         for g in self.scenario.agents:
@@ -229,15 +233,15 @@ class Simulation:
         # compiled (setup.py) a direct call to a method is a C call, a local is not.
         heap = self._heap
         router = self.router
-        pop = heapq.heappop
+        pop = heappop
         deadline = router.next_deadline()
         arrivals = self.arrivals
         # Arrivals are known in advance and in order, per queue: they wait in a heap of
         # their own, one entry per queue (its next arrival), not among the hundreds of
         # pending ends and patience timers. At equal times the other events go first.
         upcoming = [(times[0], qi, 0) for qi, times in enumerate(arrivals) if times]
-        heapq.heapify(upcoming)
-        inf = math.inf
+        heapify(upcoming)
+        inf = INF
         queues = self.scenario.queues
         names = [q.config.name for q in queues]
         prios = [q.priority for q in queues]
@@ -268,7 +272,7 @@ class Simulation:
                 _, qi, k = upcoming[0]
                 times = arrivals[qi]
                 if k + 1 < len(times):
-                    heapq.heapreplace(upcoming, (times[k + 1], qi, k + 1))
+                    heapreplace(upcoming, (times[k + 1], qi, k + 1))
                 else:
                     pop(upcoming)
                 n_calls += 1
@@ -277,10 +281,10 @@ class Simulation:
                 call_entry[call_id] = entry
                 e_queue.append(qi)
                 e_arrived.append(t)
-                e_offered.append(math.nan)
-                e_answered.append(math.nan)
-                e_left.append(math.nan)
-                e_ended.append(math.nan)
+                e_offered.append(NAN)
+                e_answered.append(NAN)
+                e_left.append(NAN)
+                e_ended.append(NAN)
                 e_outcome.append(PENDING)
                 offer_token[call_id] = 0
                 tau = patience[qi].next()
@@ -291,7 +295,7 @@ class Simulation:
                 if cmds:
                     self._apply(cmds, t)
                 # A caller put through at once never gets to hang up while waiting.
-                if tau != math.inf and e_outcome[entry] == PENDING:
+                if tau != INF and e_outcome[entry] == PENDING:
                     self._push(t + tau, PATIENCE, call_id, None)
                 deadline = router.next_deadline()
                 continue
@@ -311,7 +315,7 @@ class Simulation:
                     outbound.inbound_ended(t, e_queue[entry])
             elif kind == PATIENCE:
                 waiting = call_entry.get(a)
-                if waiting is not None and e_outcome[waiting] == PENDING and math.isnan(e_answered[waiting]):
+                if waiting is not None and e_outcome[waiting] == PENDING and isnan(e_answered[waiting]):
                     e_outcome[waiting] = ABANDONED
                     e_left[waiting] = t
                     offer_token[a] = offer_token.get(a, 0) + 1
@@ -353,7 +357,7 @@ class Simulation:
                     assert self.outbound is not None
                     self.outbound.connect(cmd, t)
                     continue
-                if math.isnan(self.e_offered[entry]):
+                if isnan(self.e_offered[entry]):
                     self.e_offered[entry] = t
                 token = self.offer_token[call_id] = self.offer_token[call_id] + 1
                 self._ringing[call_id] = agent_id
@@ -417,10 +421,10 @@ class Simulation:
         self.call_entry[rec.call_id] = entry
         self.e_queue.append(self.queue_index[rule.target])
         self.e_arrived.append(rec.left_at)
-        self.e_offered.append(math.nan)
-        self.e_answered.append(math.nan)
-        self.e_left.append(math.nan)
-        self.e_ended.append(math.nan)
+        self.e_offered.append(NAN)
+        self.e_answered.append(NAN)
+        self.e_left.append(NAN)
+        self.e_ended.append(NAN)
         self.e_outcome.append(PENDING)
 
     def _shift(self, ids: list[str], action: int, t: float) -> None:
