@@ -313,6 +313,11 @@ class Simulation:
                     self._apply(cmds, t)
                 if outbound is not None:  # the agent may be free for a campaign
                     outbound.inbound_ended(t, e_queue[entry])
+                # The call is over: forget it, so that these maps hold only live calls
+                # (hundreds of entries, not one per call of the day). Late timers of
+                # the call find nothing and do nothing.
+                del call_entry[a]
+                del offer_token[a]
             elif kind == PATIENCE:
                 waiting = call_entry.get(a)
                 if waiting is not None and e_outcome[waiting] == PENDING and isnan(e_answered[waiting]):
@@ -321,6 +326,8 @@ class Simulation:
                     offer_token[a] = offer_token.get(a, 0) + 1
                     self._ringing.pop(a, None)
                     self._apply(router.handle(CallerAbandoned(t, a)), t)
+                    del call_entry[a]
+                    del offer_token[a]
             elif kind == RNA:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
@@ -353,7 +360,7 @@ class Simulation:
             if type(cmd) is ConnectToAgent:
                 call_id, agent_id = cmd.call_id, cmd.agent_id
                 entry = self.call_entry.get(call_id)
-                if entry is None:  # an outbound call (only they are not in call_entry)
+                if entry is None:  # an outbound call (inbound calls are in call_entry while they last)
                     assert self.outbound is not None
                     self.outbound.connect(cmd, t)
                     continue
