@@ -138,54 +138,99 @@ class QueueWindow:
 
 
 class QueueStats:
-    __slots__ = ("_sums", "day_max", "service_target_s", "short_abandon_s", "total_max")
+    """A queue's counters. The current bucket's counts build up in plain float
+    attributes and go into the ring when the bucket rolls or a window is read: in the
+    compiled build (setup.py) that is an addition in place, where a list slot costs
+    boxing a new float object for every call."""
+
+    __slots__ = (
+        "_abandoned",
+        "_answered",
+        "_end",
+        "_offered",
+        "_overflowed",
+        "_short",
+        "_sums",
+        "_wait_max",
+        "_wait_sum",
+        "_within",
+        "day_max",
+        "service_target_s",
+        "short_abandon_s",
+        "total_max",
+    )
 
     def __init__(self, service_target_s: float, short_abandon_s: float, start: float) -> None:
         self.service_target_s = service_target_s
         self.short_abandon_s = short_abandon_s
         self._sums = RollingSums(8, start)
+        self._end = self._sums.end
         self.day_max = 0.0
         self.total_max = 0.0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._offered = 0.0
+        self._answered = 0.0
+        self._within = 0.0
+        self._abandoned = 0.0
+        self._short = 0.0
+        self._overflowed = 0.0
+        self._wait_sum = 0.0
+        self._wait_max = 0.0
+
+    def _commit(self) -> None:
+        """Move the pending counts into the current bucket: before every roll and read."""
+        cur = self._sums.cur
+        cur[OFFERED] += self._offered
+        cur[ANSWERED] += self._answered
+        cur[WITHIN] += self._within
+        cur[ABANDONED] += self._abandoned
+        cur[SHORT] += self._short
+        cur[OVERFLOWED] += self._overflowed
+        cur[WAIT_SUM] += self._wait_sum
+        if self._wait_max > cur[WAIT_MAX]:
+            cur[WAIT_MAX] = self._wait_max
+        self._clear()
+
+    def _roll(self, at: float) -> None:
+        self._commit()
+        self._sums.roll(at)
+        self._end = self._sums.end
 
     def offered(self, at: float) -> None:
-        s = self._sums
-        if at >= s.end:
-            s.roll(at)
-        s.cur[OFFERED] += 1.0
+        if at >= self._end:
+            self._roll(at)
+        self._offered += 1.0
 
     def answered(self, at: float, wait_s: float) -> None:
-        s = self._sums
-        if at >= s.end:
-            s.roll(at)
-        cur = s.cur
-        cur[ANSWERED] += 1.0
-        cur[WAIT_SUM] += wait_s
+        if at >= self._end:
+            self._roll(at)
+        self._answered += 1.0
+        self._wait_sum += wait_s
         if wait_s <= self.service_target_s:
-            cur[WITHIN] += 1.0
-        self._note_wait(cur, wait_s)
+            self._within += 1.0
+        self._note_wait(wait_s)
 
     def abandoned(self, at: float, wait_s: float) -> None:
-        s = self._sums
-        if at >= s.end:
-            s.roll(at)
-        cur = s.cur
-        cur[ABANDONED] += 1.0
+        if at >= self._end:
+            self._roll(at)
+        self._abandoned += 1.0
         if wait_s < self.short_abandon_s:
-            cur[SHORT] += 1.0
-        self._note_wait(cur, wait_s)
+            self._short += 1.0
+        self._note_wait(wait_s)
 
     def overflowed(self, at: float, wait_s: float) -> None:
-        s = self._sums
-        if at >= s.end:
-            s.roll(at)
-        s.cur[OVERFLOWED] += 1.0
-        self._note_wait(s.cur, wait_s)
+        if at >= self._end:
+            self._roll(at)
+        self._overflowed += 1.0
+        self._note_wait(wait_s)
 
-    def _note_wait(self, cur: list[float], wait_s: float) -> None:
+    def _note_wait(self, wait_s: float) -> None:
         # Longest wait is a max, not a sum: kept per bucket (a slot of the bucket that
         # window reads skip) and as running maxima for today and the total.
-        if wait_s > cur[WAIT_MAX]:
-            cur[WAIT_MAX] = wait_s
+        if wait_s > self._wait_max:
+            self._wait_max = wait_s
         if wait_s > self.day_max:
             self.day_max = wait_s
         if wait_s > self.total_max:
@@ -193,7 +238,9 @@ class QueueStats:
 
     def window(self, name: str, now: float) -> QueueWindow:
         s = self._sums
+        self._commit()
         v = s.get(name, now)
+        self._end = s.end
         offered, answered, within, abandoned, short, overflowed, wait_sum = (v[i] for i in range(7))
         left = answered + abandoned + overflowed
         if name in WINDOWS_S:
@@ -217,7 +264,9 @@ class QueueStats:
         )
 
     def start_new_day(self, at: float) -> None:
+        self._commit()
         self._sums.start_new_day(at)
+        self._end = self._sums.end
         self.day_max = 0.0
 
 
@@ -238,9 +287,23 @@ class GroupWindow:
 
 
 class GroupStats:
-    """Integrates how many of a group's agents are available and busy over time."""
+    """Integrates how many of a group's agents are available and busy over time.
 
-    __slots__ = ("_sums", "available", "busy", "last", "talking")
+    As in QueueStats, the current bucket's sums build up in float attributes and go
+    into the ring before any roll or read.
+    """
+
+    __slots__ = (
+        "_available_s",
+        "_busy_s",
+        "_calls",
+        "_sums",
+        "_talk_s",
+        "available",
+        "busy",
+        "last",
+        "talking",
+    )
 
     def __init__(self, start: float) -> None:
         self._sums = RollingSums(4, start)
@@ -248,6 +311,21 @@ class GroupStats:
         self.available = 0
         self.busy = 0
         self.talking = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._available_s = 0.0
+        self._busy_s = 0.0
+        self._talk_s = 0.0
+        self._calls = 0.0
+
+    def _commit(self) -> None:
+        cur = self._sums.cur
+        cur[AVAILABLE_S] += self._available_s
+        cur[BUSY_S] += self._busy_s
+        cur[TALK_S] += self._talk_s
+        cur[CALLS] += self._calls
+        self._clear()
 
     def flush(self, at: float) -> None:
         """Credit the time since the last change, split exactly at bucket edges."""
@@ -260,11 +338,11 @@ class GroupStats:
         s = self._sums
         if at <= s.end and t >= s.end - BUCKET_S:  # the common case: one bucket
             dt = at - t
-            cur = s.cur
-            cur[AVAILABLE_S] += self.available * dt
-            cur[BUSY_S] += self.busy * dt
-            cur[TALK_S] += self.talking * dt
+            self._available_s += self.available * dt
+            self._busy_s += self.busy * dt
+            self._talk_s += self.talking * dt
             return
+        self._commit()  # the rolls below move the current bucket
         counts = ((AVAILABLE_S, self.available), (BUSY_S, self.busy), (TALK_S, self.talking))
         # Time older than the ring only counts today and in total: fold it in directly.
         horizon = at - _RING * BUCKET_S
@@ -283,11 +361,13 @@ class GroupStats:
     def call_taken(self, at: float) -> None:
         s = self._sums
         if at >= s.end:
+            self._commit()
             s.roll(at)
-        s.cur[CALLS] += 1.0
+        self._calls += 1.0
 
     def window(self, name: str, now: float) -> GroupWindow:
         self.flush(now)
+        self._commit()
         v = self._sums.get(name, now)
         return GroupWindow(
             available_s=v[AVAILABLE_S],
@@ -299,6 +379,7 @@ class GroupStats:
 
     def start_new_day(self, at: float) -> None:
         self.flush(at)
+        self._commit()
         self._sums.start_new_day(at)
 
 

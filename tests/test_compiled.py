@@ -31,6 +31,7 @@ CORE_TESTS = [
     "test_events.py",
     "test_router.py",
     "test_router_stateful.py",
+    "test_stats.py",
     "test_sim_validation.py",
     "test_sim_scenario.py",
     "test_sim_outbound.py",
