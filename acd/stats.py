@@ -60,18 +60,23 @@ class RollingSums:
         index = math.floor(at / BUCKET_S)
         if index <= self.index:
             return
+        # Each bucket leaving the ring is folded into the accumulators and replaced by a
+        # zeroed one; a gap longer than the ring visits every bucket once. (Index loops
+        # with a test per value: compiled (setup.py), no float is boxed for a zero.)
+        buckets, evicted, day_evicted, n = self._buckets, self._evicted, self._day_evicted, self._n
         for i in range(self.index + 1, min(index, self.index + _RING) + 1):
-            old = self._buckets[i % _RING]
-            old_index = i - _RING
-            if any(old):
-                for m, v in enumerate(old):
-                    self._evicted[m] += v
-                    if old_index >= self._day_start:
-                        self._day_evicted[m] += v
-                old[:] = [0.0] * self._n
-        if index - self.index > _RING:  # a long gap: every bucket was folded above
-            for b in self._buckets:
-                b[:] = [0.0] * self._n
+            old = buckets[i % _RING]
+            today = i - _RING >= self._day_start
+            used = False
+            for m in range(n):
+                v = old[m]
+                if v != 0.0:
+                    used = True
+                    evicted[m] += v
+                    if today:
+                        day_evicted[m] += v
+            if used:
+                buckets[i % _RING] = [0.0] * n
         self.index = index
         self.end = (index + 1) * BUCKET_S
         self.cur = self._buckets[index % _RING]

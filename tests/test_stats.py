@@ -25,7 +25,7 @@ TARGET_S, SHORT_S = 20.0, 5.0
 queue_ops = st.lists(
     st.tuples(
         st.floats(0.0, 400.0),
-        st.sampled_from(["offered", "answered", "abandoned", "overflowed"]),
+        st.sampled_from(["offered", "answered", "abandoned", "overflowed", "new_day"]),
         st.floats(0.0, 300.0),
         st.booleans(),
     ),
@@ -33,21 +33,29 @@ queue_ops = st.lists(
 )
 
 
-def first_bucket(window: str, now: float) -> int:
-    """The oldest bucket index a window covers; "total" covers all."""
+def first_bucket(window: str, now: float, day_start: float = 0.0) -> int:
+    """The oldest bucket index a window covers: "total" all, "today" from the bucket
+    holding the day's start (the bucket is the unit of every window)."""
     if window == "total":
         return -(10**9)
+    if window == "today":
+        return math.floor(day_start / BUCKET_S)
     return math.floor(now / BUCKET_S) - WINDOW_BUCKETS[window] + 1
 
 
 @settings(max_examples=300, deadline=None)
-@given(queue_ops, st.sampled_from(["15m", "1h", "total"]))
+@given(queue_ops, st.sampled_from(["15m", "1h", "today", "total"]))
 def test_queue_windows_match_the_event_log(ops: list[tuple[float, str, float, bool]], window: str) -> None:
     stats = QueueStats(TARGET_S, SHORT_S, 0.0)
     log: list[tuple[float, str, float]] = []
-    now = 0.0
+    now = day_start = 0.0
+    day_first = 0  # log index of the day's first event: the day's longest wait starts there
     for step, kind, wait, read in ops:
         now += step
+        if kind == "new_day":
+            stats.start_new_day(now)
+            day_start, day_first = now, len(log)
+            continue
         if kind == "offered":
             stats.offered(now)
         else:
@@ -56,7 +64,7 @@ def test_queue_windows_match_the_event_log(ops: list[tuple[float, str, float, bo
         if read:
             stats.window(window, now)
     w = stats.window(window, now)
-    first = first_bucket(window, now)
+    first = first_bucket(window, now, day_start)
     seen = [(kind, wait) for at, kind, wait in log if math.floor(at / BUCKET_S) >= first]
     answered = [wait for kind, wait in seen if kind == "answered"]
     abandoned = [wait for kind, wait in seen if kind == "abandoned"]
@@ -67,6 +75,8 @@ def test_queue_windows_match_the_event_log(ops: list[tuple[float, str, float, bo
     assert w.short_abandoned == sum(x < SHORT_S for x in abandoned)
     assert w.overflowed == sum(kind == "overflowed" for kind, _ in seen)
     assert w.asa_s == pytest.approx(sum(answered) / len(answered) if answered else 0.0)
+    if window == "today":  # a running maximum since the day's start, not per bucket
+        seen = [(kind, wait) for _, kind, wait in log[day_first:]]
     waits = [wait for kind, wait in seen if kind != "offered"]
     assert w.longest_wait_s == (max(waits) if waits else 0.0)
 
@@ -134,3 +144,14 @@ def test_a_new_day_keeps_pending_counts_in_the_total() -> None:
     today, total = stats.window("today", BUCKET_S + 3.0), stats.window("total", BUCKET_S + 3.0)
     assert (today.offered, today.answered, today.longest_wait_s) == (1, 0, 0.0)
     assert (total.offered, total.answered, total.longest_wait_s) == (2, 1, 3.0)
+
+
+def test_calls_before_the_day_stay_out_of_today_when_they_leave_the_ring() -> None:
+    stats = QueueStats(TARGET_S, SHORT_S, 0.0)
+    stats.offered(10.0)
+    stats.start_new_day(100.0)
+    stats.offered(200.0)
+    later = 100.0 + 2 * 3600.0  # both buckets have left the hour-long ring
+    assert stats.window("today", later).offered == 1
+    assert stats.window("total", later).offered == 2
+    assert stats.window("1h", later).offered == 0
