@@ -173,12 +173,90 @@ class _Agent:
         self.personal: list[_Call] = []  # calls for this agent only, oldest first
 
 
+_IdleEntry = tuple[float | tuple[float, ...], int, int, "_Agent"]  # (key, agent seq, epoch, agent)
+
+
+class _IdleLine:
+    """The idle agents of one queue at one level, best (smallest key, then seq) first.
+
+    Entries of agents no longer idle stay until they reach the front (the agent's epoch
+    tells), so leaving is O(1). While entries arrive in order the line is a plain FIFO:
+    with longest-idle routing, the default, they always do (an agent idle from now has
+    waited least), and taking the best costs no comparisons. The first entry to arrive
+    out of order turns it into a heap until it empties. Either way agents come out in
+    the same order.
+    """
+
+    __slots__ = ("entries", "head", "live", "ordered")
+
+    def __init__(self) -> None:
+        self.entries: list[_IdleEntry] = []
+        self.head = 0  # FIFO: entries before it are taken
+        self.live = 0  # entries of agents still idle
+        self.ordered = True
+
+    def push(self, entry: _IdleEntry) -> None:
+        entries = self.entries
+        if not self.ordered:
+            heappush(entries, entry)
+            return
+        # (Comparing whole entries never reaches the agent: an agent's seq is its own,
+        # and its epoch changes with every entry it makes.)
+        if self.head < len(entries) and entry < entries[-1]:
+            del entries[: self.head]
+            self.head = 0
+            heapify(entries)
+            self.ordered = False
+            heappush(entries, entry)
+            return
+        if self.head > 64 and 2 * self.head > len(entries):  # drop what was taken
+            del entries[: self.head]
+            self.head = 0
+        entries.append(entry)
+
+    def first(self) -> _Agent | None:
+        """The best idle agent, dropping stale entries on the way; None if none."""
+        entries = self.entries
+        while True:
+            if self.ordered:
+                if self.head >= len(entries):
+                    self._reset()
+                    return None
+                _, _, epoch, agent = entries[self.head]
+                if agent.epoch == epoch and agent.state is AgentState.READY:
+                    return agent
+                self.head += 1
+            else:
+                if not entries:
+                    self._reset()
+                    return None
+                _, _, epoch, agent = entries[0]
+                if agent.epoch == epoch and agent.state is AgentState.READY:
+                    return agent
+                heappop(entries)
+
+    def _reset(self) -> None:
+        self.entries.clear()
+        self.head = 0
+        self.ordered = True
+
+    def compact(self) -> None:
+        """Drop stale entries when they are most of the line (order is kept)."""
+        if len(self.entries) - self.head > 2 * self.live + 32:
+            live = [
+                e for e in self.entries[self.head :] if e[3].epoch == e[2] and e[3].state is AgentState.READY
+            ]
+            if not self.ordered:
+                heapify(live)
+            self.entries = live
+            self.head = 0
+
+
 class _Queue:
     __slots__ = (
         "classes",
         "config",
         "idle",
-        "idle_live",
         "key_len",
         "members",
         "policy",
@@ -195,11 +273,10 @@ class _Queue:
         self.stats = stats
         levels = config.levels()
         self.thresholds = [after for after, _, _ in levels]
-        # Entries (policy key, agent seq, epoch, agent); a one-element key is stored as
-        # its float, so that the heap compares floats, not tuples nested in tuples.
-        self.idle: list[list[tuple[float | tuple[float, ...], int, int, _Agent]]] = [[] for _ in levels]
+        # Per level; a one-element policy key is stored as its float, so that entries
+        # compare floats, not tuples nested in tuples.
+        self.idle = [_IdleLine() for _ in levels]
         self.key_len = 0  # the policy's key length, fixed by its first key
-        self.idle_live = [0] * len(levels)
         # priority -> waiting calls by arrival order; priorities kept sorted, highest first.
         self.classes: dict[int, SortedList[int]] = {}
         self.waiting: dict[int, _Call] = {}  # order -> call
@@ -802,13 +879,7 @@ class Router:
         return False
 
     def _pop_idle(self, q: _Queue, level: int) -> _Agent | None:
-        heap = q.idle[level]
-        while heap:
-            _, _, epoch, agent = heap[0]
-            if agent.epoch == epoch and agent.state is AgentState.READY:
-                return agent
-            heappop(heap)
-        return None
+        return q.idle[level].first()
 
     def _offer(self, call: _Call, agent: _Agent, out: list[Command]) -> None:
         self._leave_ready(agent)
@@ -848,8 +919,9 @@ class Router:
             key = q.policy.key(view)
             if len(key) != q.key_len:
                 self._first_key(q, key)
-            heappush(q.idle[level], (key[0] if q.key_len == 1 else key, agent.seq, agent.epoch, agent))
-            q.idle_live[level] += 1
+            line = q.idle[level]
+            line.push((key[0] if q.key_len == 1 else key, agent.seq, agent.epoch, agent))
+            line.live += 1
         agent.in_heaps = True
 
     @staticmethod
@@ -872,12 +944,9 @@ class Router:
             return
         agent.in_heaps = False
         for q, level, _ in agent.memberships:
-            q.idle_live[level] -= 1
-            heap = q.idle[level]
-            if len(heap) > 2 * q.idle_live[level] + 32:  # mostly stale: compact
-                live = [e for e in heap if e[3].epoch == e[2] and e[3].state is AgentState.READY]
-                heapify(live)
-                q.idle[level] = live
+            line = q.idle[level]
+            line.live -= 1
+            line.compact()
 
     def _best_call_for(self, agent: _Agent) -> _Call | None:
         """Highest priority first, then longest wait (or furthest past target), then FIFO."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acd.agents import AgentProfile, AgentState, IllegalTransitionError, transition_table_markdown
 from acd.errors import InputError, RouterError
@@ -31,7 +33,8 @@ from acd.events import (
 )
 from acd.policies import IdleAgent, register_policy
 from acd.queues import OverflowRule, QueueConfig, RelaxationStep
-from acd.router import CallState, Router, _weights
+from acd.router import CallState, Router, _Agent, _IdleLine, _weights
+from acd.stats import GroupStats
 
 
 def make(*queues: QueueConfig, agents: dict[str, dict[str, float]] | None = None, **kw: object) -> Router:
@@ -641,3 +644,28 @@ def test_a_queue_added_while_running_is_served_at_once() -> None:
         r.add_queue(QueueConfig("new"))
     with pytest.raises(InputError, match="unknown target"):
         r.add_queue(QueueConfig("x", overflow=OverflowRule(OverflowAction.QUEUE, "nowhere")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 9), st.integers(0, 4)), max_size=80))
+def test_idle_line_gives_agents_in_key_order(ops: list[tuple[bool, int, int]]) -> None:
+    """_IdleLine as FIFO while keys come in order and as a heap after: same order as
+    sorting the idle agents by (key, seq), stale entries skipped, whichever the mode."""
+    agents = [_Agent(AgentProfile(f"a{k}"), k, GroupStats(0.0)) for k in range(5)]
+    line = _IdleLine()
+    idle: dict[int, float] = {}  # agent seq -> key, for the agents that are idle
+    for push, key, k in ops:
+        agent = agents[k]
+        if push:  # the agent becomes idle (again): a new entry, the old one goes stale
+            agent.epoch += 1
+            agent.state = AgentState.READY
+            line.push((float(key), agent.seq, agent.epoch, agent))
+            idle[agent.seq] = float(key)
+            continue
+        best = line.first()
+        expected = min(idle, key=lambda s: (idle[s], s)) if idle else None
+        assert (best.seq if best else None) == expected
+        if best is not None:  # offered a call: no longer idle
+            best.epoch += 1
+            best.state = AgentState.RESERVED
+            del idle[best.seq]
