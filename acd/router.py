@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from heapq import heapify, heappop, heappush
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from sortedcontainers import SortedList
 
@@ -173,7 +173,17 @@ class _Agent:
         self.personal: list[_Call] = []  # calls for this agent only, oldest first
 
 
-_IdleEntry = tuple[float | tuple[float, ...], int, int, "_Agent"]  # (key, agent seq, epoch, agent)
+# (key, agent seq, epoch, agent). Typed as a plain tuple on purpose: compiled
+# (setup.py), a fixed tuple type is a C struct, boxed again for every list operation.
+_IdleEntry = tuple[object, ...]
+
+
+def _live(entry: _IdleEntry) -> _Agent | None:
+    """The entry's agent if the entry is current (the agent idle since it was made)."""
+    agent = cast(_Agent, entry[3])
+    if agent.epoch == cast(int, entry[2]) and agent.state is AgentState.READY:
+        return agent
+    return None
 
 
 class _IdleLine:
@@ -222,16 +232,16 @@ class _IdleLine:
                 if self.head >= len(entries):
                     self._reset()
                     return None
-                _, _, epoch, agent = entries[self.head]
-                if agent.epoch == epoch and agent.state is AgentState.READY:
+                agent = _live(entries[self.head])
+                if agent is not None:
                     return agent
                 self.head += 1
             else:
                 if not entries:
                     self._reset()
                     return None
-                _, _, epoch, agent = entries[0]
-                if agent.epoch == epoch and agent.state is AgentState.READY:
+                agent = _live(entries[0])
+                if agent is not None:
                     return agent
                 heappop(entries)
 
@@ -243,9 +253,7 @@ class _IdleLine:
     def compact(self) -> None:
         """Drop stale entries when they are most of the line (order is kept)."""
         if len(self.entries) - self.head > 2 * self.live + 32:
-            live = [
-                e for e in self.entries[self.head :] if e[3].epoch == e[2] and e[3].state is AgentState.READY
-            ]
+            live = [e for e in self.entries[self.head :] if _live(e) is not None]
             if not self.ordered:
                 heapify(live)
             self.entries = live
