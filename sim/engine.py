@@ -5,8 +5,10 @@ routing decisions are made by :class:`acd.router.Router`, the same object the li
 service drives. It talks to the router only through events, commands,
 ``next_deadline()`` and ``on_timer()``: nothing is forked for the simulator.
 
-One heap orders the simulator's own events by (time, sequence), so equal-time events
-run in the order they were scheduled, identically on every run. Arrivals, drawn
+The simulator's own events are ordered by time, and events due at the same time run
+in the order they were scheduled, identically on every run: a heap holds each due
+time once (bare floats, the cheapest entries to compare) and a map from time to what
+is due then (one event, or a list of them in scheduling order). Arrivals, drawn
 before the run, are merged in from a small heap of each queue's next arrival (after
 the other events of the same instant), and the router's timers by comparing its next
 deadline with both tops before each event.
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush, heapreplace
 from math import isnan
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 
@@ -62,6 +64,8 @@ from acd.router import Router
 from sim.outbound import OUTBOUND, CampaignLog, OutboundSim
 from sim.scenario import Scenario, agent_queues
 from sim.workload import Fixed, Sampler, Uniform, poisson_arrivals
+
+_Due = tuple[int, Any, Any]  # (event kind, a, b)
 
 RNA_AFTER_S: Final = 15.0  # how long the simulated PBX rings an agent who will not answer
 # Final copies: compiled (setup.py), math.nan is an attribute lookup on every use.
@@ -159,8 +163,8 @@ class Simulation:
         self._has_delay = [
             not (isinstance(g.answer_delay, Fixed) and g.answer_delay.mean == 0.0) for g in scenario.agents
         ]
-        self._heap: list[tuple[float, int, int, Any, Any]] = []
-        self._seq = 0
+        self._heap: list[float] = []  # due times, each once
+        self._due: dict[float, _Due | list[_Due]] = {}  # time -> (kind, a, b), or several
         # Per entry (list-backed while running).
         self.e_queue: list[int] = []
         self.e_arrived: list[float] = []
@@ -195,8 +199,30 @@ class Simulation:
     # --- scheduling -------------------------------------------------------------------
 
     def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
-        self._seq += 1
-        heappush(self._heap, (t, self._seq, kind, a, b))
+        event = (kind, a, b)
+        due = self._due
+        now = due.get(t)
+        if now is None:
+            due[t] = event
+            heappush(self._heap, t)
+        elif type(now) is list:
+            now.append(event)
+        else:
+            due[t] = [cast(_Due, now), event]
+
+    def _pop(self, t: float) -> _Due:
+        """The first event due at ``t`` (the heap's top), taken off."""
+        due = self._due
+        now = due[t]
+        if type(now) is list:
+            event = now.pop(0)
+            if now:
+                return event
+        else:
+            event = cast(_Due, now)
+        del due[t]
+        heappop(self._heap)
+        return event
 
     def _schedule_shifts(self) -> None:
         for g in self.scenario.agents:
@@ -255,7 +281,7 @@ class Simulation:
         events = 0
         n_calls = 0
         while heap or upcoming:
-            t = heap[0][0] if heap else inf
+            t = heap[0] if heap else inf
             arriving = bool(upcoming) and upcoming[0][0] < t
             if arriving:
                 t = upcoming[0][0]
@@ -299,7 +325,7 @@ class Simulation:
                     self._push(t + tau, PATIENCE, call_id, None)
                 deadline = router.next_deadline()
                 continue
-            t, _, kind, a, b = pop(heap)
+            kind, a, b = self._pop(t)
             if kind == ANSWER:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
