@@ -329,8 +329,8 @@ class Simulation:
             if kind == ANSWER:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
-                    agent_id = self._ringing[call_id]
-                    self._answer(call_id, agent_id, t)
+                    agent_id = self._ringing.pop(call_id)
+                    self._answer(call_id, agent_id, t, call_entry[call_id])
             elif kind == END:
                 entry = call_entry[a]
                 e_ended[entry] = t
@@ -393,16 +393,17 @@ class Simulation:
                 if isnan(self.e_offered[entry]):
                     self.e_offered[entry] = t
                 token = self.offer_token[call_id] = self.offer_token[call_id] + 1
-                self._ringing[call_id] = agent_id
                 gi = self.agent_group[agent_id]
                 p_no = self._p_no_answer[gi]
                 if p_no > 0.0 and self.no_answer[gi].below(p_no):
+                    self._ringing[call_id] = agent_id
                     self._push(t + RNA_AFTER_S, RNA, call_id, token)
                     continue
                 delay = self.delay[gi].next() if self._has_delay[gi] else 0.0
-                if delay <= 0.0:
-                    self._answer(call_id, agent_id, t)
+                if delay <= 0.0:  # picked up at once: the phone never rang for long
+                    self._answer(call_id, agent_id, t, entry)
                 else:
+                    self._ringing[call_id] = agent_id
                     self._push(t + delay, ANSWER, call_id, token)
             elif type(cmd) is CancelOffer:
                 self.offer_token[cmd.call_id] += 1
@@ -419,9 +420,7 @@ class Simulation:
                 self.offer_token[cmd.call_id] += 1
             # Announce: callers in the simulator do not react to announcements.
 
-    def _answer(self, call_id: str, agent_id: str, t: float) -> None:
-        self._ringing.pop(call_id, None)
-        entry = self.call_entry[call_id]
+    def _answer(self, call_id: str, agent_id: str, t: float, entry: int) -> None:
         self.offer_token[call_id] += 1
         self.e_answered[entry] = t
         self.e_outcome[entry] = ANSWERED
