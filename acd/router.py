@@ -879,11 +879,22 @@ class Router:
         top = q.level_of(call, self.now) if len(q.thresholds) > 1 else 0
         for level in range(top + 1):
             agent = self._pop_idle(q, level)
-            if agent is not None:
-                if enqueue_first:
-                    self._leave(call)
+            if agent is None:
+                continue
+            if not enqueue_first:  # arriving: no waiting call can be due this agent
                 self._offer(call, agent, out)
                 return True
+            # Already waiting (a relaxation step, a requeue): timers due at one instant
+            # fire one by one, so an older call may have become eligible for this agent
+            # at the same moment and not been routed yet. The agent takes the best
+            # waiting call, as when they free up; if that was another, try again.
+            best = self._best_call_for(agent) or call
+            self._leave(best)
+            self._offer(best, agent, out)
+            if best is call:
+                return True
+            self._try_offer(call, out, enqueue_first=True)
+            return True
         return False
 
     def _pop_idle(self, q: _Queue, level: int) -> _Agent | None:

@@ -669,3 +669,21 @@ def test_idle_line_gives_agents_in_key_order(ops: list[tuple[bool, int, int]]) -
             best.epoch += 1
             best.state = AgentState.RESERVED
             del idle[best.seq]
+
+
+def test_calls_relaxed_at_one_instant_keep_their_order() -> None:
+    """Found by the state machine: c1 and c2 arrive together; c1 rings the only expert,
+    who does not answer, and goes back ahead of c2. At 10 s both relax far enough for
+    the junior agent. c2's relaxation timer was set first (c1's only on its requeue),
+    so it fires first; the junior must still get c1, the older call."""
+    relax = (RelaxationStep(10, min_levels={"sales": 0.3}),)
+    sales = QueueConfig("sales", skills={"sales": 0.6}, relaxation=relax)
+    r = make(sales, agents={"expert": {"sales": 0.6}, "junior": {"sales": 0.4}})
+    login(r, 0, "expert")
+    assert connects(r.handle(CallArrived(0, "c1", "sales"))) == [("c1", "expert")]
+    login(r, 0, "junior")
+    assert connects(r.handle(CallArrived(0, "c2", "sales"))) == []  # junior: not before 10 s
+    assert connects(r.handle(AgentRingNoAnswer(1, "expert", "c1"))) == []
+    assert r.waiting_calls("sales") == ["c1", "c2"]
+    assert connects(r.on_timer(10)) == [("c1", "junior")]
+    assert r.waiting_calls("sales") == ["c2"]
