@@ -11,6 +11,7 @@ compared in constant time and never logged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hmac
@@ -351,6 +352,12 @@ async def campaign_progress(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     name = request.match_info["name"]
     service.outbound.get(name)
+    # Outcomes are journaled behind the dialling (ccd.outbound); write them first, so
+    # that every figure reported here is on record. With the store down the figures
+    # are still reported: they are what the dialler knows, and the failed write stays
+    # journaled for the next flush.
+    with contextlib.suppress(KvError):
+        await service.outbound.flush()
     return _json(service.outbound.progress(name, _picture(service, name)))
 
 
