@@ -13,12 +13,15 @@ import dataclasses
 import inspect
 import math
 import pickle
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mypy import api as mypy_api
 
 import acd.events as ev
 from acd.policies import IdleAgent
@@ -87,14 +90,36 @@ def test_value_semantics(cls: type) -> None:
     assert positional == a and [getattr(positional, n) for n in names] == [SAMPLE[n] for n in names]
 
 
+COMPILED = str(ev.__file__).endswith(".so")
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled build only (tests/test_compiled.py runs it)")
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_fields_cannot_be_assigned_in_the_compiled_build(cls: type) -> None:
     obj = sample(cls)
     name = dataclasses.fields(obj)[0].name
-    if not str(ev.__file__).endswith(".so"):
-        pytest.skip("interpreted: mypy's Final check is the guard (run compiled by test_compiled.py)")
     with pytest.raises(AttributeError):
         setattr(obj, name, getattr(obj, name))
+
+
+@pytest.mark.skipif(COMPILED, reason="checks the sources' types: the interpreted run has it")
+def test_mypy_rejects_assigning_any_field(tmp_path: Path) -> None:
+    """Interpreted, nothing stops an assignment at run time: mypy's Final check is the
+    guard, for every field of every type."""
+    lines = ["from acd import events as ev", "from acd.policies import IdleAgent", ""]
+    expected = []
+    for cls in CLASSES:
+        prefix = "" if cls is IdleAgent else "ev."
+        lines.append(f"def set_{cls.__name__}(x: {prefix}{cls.__name__}) -> None:")
+        for f in dataclasses.fields(cls):
+            lines.append(f"    x.{f.name} = x.{f.name}")
+            expected.append(len(lines))
+    probe = tmp_path / "probe.py"
+    probe.write_text("\n".join(lines) + "\n")
+    stdout, _, _ = mypy_api.run(["--no-incremental", "--follow-imports=silent", str(probe)])
+    found = re.finditer(r"probe\.py:(\d+): error: Cannot assign to final", stdout)
+    flagged = {int(m.group(1)) for m in found}
+    assert flagged == set(expected), stdout
 
 
 def test_defaults() -> None:
