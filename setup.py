@@ -22,6 +22,7 @@ COMPILED = [
     "acd/queues.py",
     "acd/router.py",
     "acd/stats.py",
+    "sim/agenda.py",
     "sim/engine.py",
     "sim/workload.py",
 ]

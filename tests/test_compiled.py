@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Tests of the compiled modules' behaviour; the rest of the suite does not depend on them.
 CORE_TESTS = [
+    "test_agenda.py",
     "test_events.py",
     "test_router.py",
     "test_router_stateful.py",
