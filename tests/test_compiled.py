@@ -1,8 +1,8 @@
-"""The compiled simulator core (``CCD_COMPILE=1 pip install .``) is the same program.
+"""The compiled simulator core (a regular ``pip install .``) is the same program.
 
 setup.py compiles the routing core and the simulation engine with mypyc. These tests
-build it the way a user would, install it into a directory of its own, and check, in
-processes that import from there:
+build it the way a user would (no setting: compiling is a regular install's default),
+install it into a directory of its own, and check, in processes that import from there:
 
 * that the listed modules really are compiled (a silent fallback to the sources would
   make every other check here pass for the wrong reason);
@@ -10,7 +10,9 @@ processes that import from there:
   with worker processes (``--jobs 2``: scenarios and run logs cross process lines);
 * that the router's and the simulator's own tests pass against it, the router's
   hypothesis state machine included: mypyc checks types at run time that Python only
-  hints, so a wrong annotation is a crash there, not a style issue.
+  hints, so a wrong annotation is a crash there, not a style issue;
+* that without a working C compiler a regular install falls back to pure Python, and
+  that ``CCD_COMPILE=1`` makes that an error.
 """
 
 from __future__ import annotations
@@ -53,19 +55,23 @@ def compiled_modules() -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package built with CCD_COMPILE=1 and installed into a directory of its own."""
+    """The package as a regular install builds it, in a directory of its own."""
     target = tmp_path_factory.mktemp("compiled") / "site"
-    env = {**os.environ, "CCD_COMPILE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(ROOT)],
+    done = pip_install(target, {k: v for k, v in os.environ.items() if k != "CCD_COMPILE"})
+    assert done.returncode == 0, f"compiled build failed:\n{done.stdout}\n{done.stderr}"
+    return target
+
+
+def pip_install(target: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    args = ["install", "--verbose", "--no-deps", "--target", str(target), str(ROOT)]
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
-    assert done.returncode == 0, f"compiled build failed:\n{done.stdout}\n{done.stderr}"
-    return target
 
 
 def run_compiled(
@@ -144,3 +150,21 @@ def test_an_editable_compiled_install_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "CCD_COMPILE=1 needs a regular install" in done.stdout + done.stderr
+
+
+def test_without_a_compiler_a_regular_install_is_pure_python(tmp_path: Path) -> None:
+    """No C compiler must not mean no ccd: the same program, slower, and said so."""
+    env = {k: v for k, v in os.environ.items() if k != "CCD_COMPILE"}
+    done = pip_install(tmp_path / "site", {**env, "CC": "false"})  # a compiler that always fails
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ccd: could not compile the simulator core" in done.stdout + done.stderr
+    assert not list((tmp_path / "site").rglob("*.so")), "a module half built would not import"
+    probe = run_compiled(tmp_path / "site", ["-c", "import sim; print(sim.core())"], cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "interpreted"
+
+
+def test_ccd_compile_1_makes_a_failed_compile_an_error(tmp_path: Path) -> None:
+    done = pip_install(tmp_path / "site", {**os.environ, "CCD_COMPILE": "1", "CC": "false"})
+    assert done.returncode != 0
+    assert "ccd: could not compile" not in done.stdout + done.stderr
