@@ -31,13 +31,12 @@ served; per queue, offered = answered + abandoned + overflowed + waiting.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from heapq import heapify, heappop, heappush
 from typing import Any, ClassVar, Final, cast
-
-from sortedcontainers import SortedList
 
 from acd.agents import NEXT_STATE, AgentProfile, AgentState, IllegalTransitionError, Trigger
 from acd.errors import InputError, RouterError
@@ -260,6 +259,77 @@ class _IdleLine:
             self.head = 0
 
 
+class _WaitLine:
+    """The waiting calls of one priority in a queue, in arrival order (``call.order``).
+
+    Calls nearly always join at the back (orders are handed out increasing) and leave
+    from the front (answered in turn), so this is a list with a head index: joining
+    and leaving cost no comparisons. A call that leaves from the middle (abandoned,
+    overflowed, or taken ahead of others by an agent it relaxed to) leaves its queue's
+    ``waiting`` map, which is what counts: its entry here is skipped when it reaches
+    the front. A call that comes back (requeued after a ring-no-answer) goes back to
+    its place, found by bisection; if its old entry is still there it is simply live
+    again. (A SortedList did this before: pure Python, a few percent of a simulation.)
+    """
+
+    __slots__ = ("count", "head", "orders")
+
+    def __init__(self) -> None:
+        self.orders: list[int] = []  # ascending; entries before head are gone
+        self.head = 0
+        self.count = 0  # calls waiting in this line
+
+    def add(self, order: int) -> None:
+        orders = self.orders
+        self.count += 1
+        if not orders or order > orders[-1]:
+            orders.append(order)
+            return
+        pos = bisect_left(orders, order, self.head)
+        if pos < len(orders) and orders[pos] == order:
+            return  # its old entry, still in place
+        if pos == self.head and pos > 0:
+            self.head = pos - 1  # a slot already taken: reuse it
+            orders[pos - 1] = order
+        else:
+            orders.insert(pos, order)
+
+    def remove(self, order: int) -> None:
+        """After the call left its queue's ``waiting`` map."""
+        self.count -= 1
+        if self.count == 0:
+            self.orders.clear()
+            self.head = 0
+        elif self.orders[self.head] == order:
+            self.head += 1
+            if self.head > 64 and 2 * self.head > len(self.orders):  # drop what is gone
+                del self.orders[: self.head]
+                self.head = 0
+
+    def first(self, waiting: dict[int, _Call]) -> _Call:
+        """The call at the front; the line must not be empty."""
+        orders = self.orders
+        head = self.head
+        while True:
+            call = waiting.get(orders[head])
+            if call is not None:
+                self.head = head
+                return call
+            head += 1
+
+    def calls(self, waiting: dict[int, _Call]) -> list[_Call]:
+        """The waiting calls in order."""
+        return [waiting[o] for o in self.orders[self.head :] if o in waiting]
+
+    def index(self, order: int, waiting: dict[int, _Call]) -> int:
+        """How many calls of this line wait ahead of ``order``.
+
+        A count over those calls: position announcements ask for it once every so
+        many seconds per caller, never per routing decision."""
+        end = bisect_left(self.orders, order, self.head)
+        return sum(1 for o in self.orders[self.head : end] if o in waiting)
+
+
 class _Queue:
     __slots__ = (
         "classes",
@@ -268,6 +338,7 @@ class _Queue:
         "key_len",
         "members",
         "policy",
+        "prios",
         "stats",
         "thresholds",
         "uses_match",
@@ -285,8 +356,10 @@ class _Queue:
         # compare floats, not tuples nested in tuples.
         self.idle = [_IdleLine() for _ in levels]
         self.key_len = 0  # the policy's key length, fixed by its first key
-        # priority -> waiting calls by arrival order; priorities kept sorted, highest first.
-        self.classes: dict[int, SortedList[int]] = {}
+        # priority -> its waiting calls by arrival order; the priorities that have
+        # calls waiting, highest first.
+        self.classes: dict[int, _WaitLine] = {}
+        self.prios: list[int] = []
         self.waiting: dict[int, _Call] = {}  # order -> call
         self.members: set[_Agent] = set()
 
@@ -525,8 +598,8 @@ class Router:
         """Waiting calls of a queue in the order they will be offered (absent relaxation)."""
         q = self._queue(name)
         out: list[str] = []
-        for prio in sorted(q.classes, reverse=True):
-            out.extend(q.waiting[order].call_id for order in q.classes[prio])
+        for prio in q.prios:
+            out.extend(call.call_id for call in q.classes[prio].calls(q.waiting))
         return out
 
     def waiting_count(self, name: str) -> int:
@@ -546,8 +619,8 @@ class Router:
             # A personal call waits for its agent alone: first in their line.
             return 1 + call.for_agent.personal.index(call)
         q = call.queue
-        ahead = sum(len(lst) for prio, lst in q.classes.items() if prio > call.priority)
-        return ahead + q.classes[call.priority].index(call.order) + 1
+        ahead = sum(line.count for prio, line in q.classes.items() if prio > call.priority)
+        return ahead + q.classes[call.priority].index(call.order, q.waiting) + 1
 
     def expected_wait_s(self, call_id: str) -> float | None:
         """Position / recent answer rate (15 min); None when nothing was answered lately."""
@@ -821,11 +894,15 @@ class Router:
             call.for_agent.personal.append(call)
             return
         q = call.queue
-        cls = q.classes.get(call.priority)
-        if cls is None:
-            cls = q.classes[call.priority] = SortedList()
-        cls.add(call.order)
+        line = q.classes.get(call.priority)
+        if line is None:
+            line = q.classes[call.priority] = _WaitLine()
+            k = 0
+            while k < len(q.prios) and q.prios[k] > call.priority:
+                k += 1
+            q.prios.insert(k, call.priority)
         q.waiting[call.order] = call
+        line.add(call.order)
 
     def _leave(self, call: _Call) -> None:
         """Take a call out of its waiting list or off the agent it was ringing."""
@@ -834,11 +911,12 @@ class Router:
             call.for_agent.personal.remove(call)
         elif call.state is CallState.WAITING:
             q = call.queue
-            cls = q.classes[call.priority]
-            cls.remove(call.order)
-            if not cls:
-                del q.classes[call.priority]
             del q.waiting[call.order]
+            line = q.classes[call.priority]
+            line.remove(call.order)
+            if line.count == 0:
+                del q.classes[call.priority]
+                q.prios.remove(call.priority)
         elif call.state is CallState.OFFERED:
             call.agent = None
 
@@ -977,8 +1055,8 @@ class Router:
             if not q.waiting:
                 continue
             cutoff = now - q.thresholds[level]
-            for prio in sorted(q.classes, reverse=True):
-                head = q.waiting[q.classes[prio][0]]
+            for prio in q.prios:
+                head = q.classes[prio].first(q.waiting)
                 if head.entered_at <= cutoff:  # relaxed far enough for this agent
                     wait = now - head.entered_at
                     score = wait / max(q.config.service_target_s, 1e-9) if ratio else wait

@@ -33,7 +33,7 @@ from acd.events import (
 )
 from acd.policies import IdleAgent, register_policy
 from acd.queues import OverflowRule, QueueConfig, RelaxationStep
-from acd.router import CallState, Router, _Agent, _IdleLine, _weights
+from acd.router import CallState, Router, _Agent, _Call, _IdleLine, _WaitLine, _weights
 from acd.stats import GroupStats
 
 
@@ -669,6 +669,54 @@ def test_idle_line_gives_agents_in_key_order(ops: list[tuple[bool, int, int]]) -
             best.epoch += 1
             best.state = AgentState.RESERVED
             del idle[best.seq]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 24), max_size=120))
+def test_wait_line_keeps_the_waiting_calls_in_order(ops: list[int]) -> None:
+    """_WaitLine against a sorted set: an op on a waiting call takes it out (answered,
+    abandoned, offered out of turn), on another puts it in (arrival, or back in its
+    place after a ring-no-answer). After each op the line lists exactly the waiting
+    calls in order, and its front and positions agree."""
+    queue = make()._queues["q"]
+    calls = {k: _Call(f"c{k}", queue, 0, float(k), k) for k in range(25)}
+    line = _WaitLine()
+    waiting: dict[int, _Call] = {}  # the queue's map, which the line consults
+    for k in ops:
+        if k in waiting:
+            del waiting[k]
+            line.remove(k)
+        else:
+            waiting[k] = calls[k]
+            line.add(k)
+        expected = sorted(waiting)
+        assert line.count == len(expected)
+        assert [c.order for c in line.calls(waiting)] == expected
+        assert [line.index(k, waiting) for k in expected] == list(range(len(expected)))
+        if expected:
+            assert line.first(waiting).order == expected[0]
+
+
+def test_wait_line_long_fifo_drops_what_is_gone_and_takes_calls_back() -> None:
+    queue = make()._queues["q"]
+    line, waiting = _WaitLine(), {}
+    for k in range(300):
+        waiting[k] = _Call(f"c{k}", queue, 0, float(k), k)
+        line.add(k)
+    for k in range(200):  # answered in turn
+        del waiting[k]
+        line.remove(k)
+    for k in (250, 260):  # abandoned from the middle
+        del waiting[k]
+        line.remove(k)
+    assert len(line.orders) < 200  # the answered ones were dropped, not kept
+    for k in (199, 150, 260):  # back in their places (ring-no-answer)
+        waiting[k] = _Call(f"c{k}", queue, 0, float(k), k)
+        line.add(k)
+    expected = sorted(waiting)
+    assert [c.order for c in line.calls(waiting)] == expected
+    assert line.first(waiting).order == 150 and line.count == len(expected)
+    assert line.index(260, waiting) == expected.index(260)
 
 
 def test_calls_relaxed_at_one_instant_keep_their_order() -> None:

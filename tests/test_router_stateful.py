@@ -302,6 +302,20 @@ class ContactCentre(RuleBasedStateMachine):
             assert w.offered == w.answered + w.abandoned + w.overflowed + waiting + ringing, (name, w)
             assert r.waiting_count(name) == waiting
 
+    @invariant()
+    def waiting_lines_list_each_waiting_call_once_in_offer_order(self) -> None:
+        if not hasattr(self, "router"):
+            return
+        r = self.router
+        calls = {c.call_id: c for c in r.calls()}
+        for name in r.queue_names:
+            line = r.waiting_calls(name)
+            assert len(line) == len(set(line)) == r.waiting_count(name)
+            assert all(calls[c].queue == name and calls[c].state is CallState.WAITING for c in line)
+            ranks = [(-calls[c].priority, calls[c].arrived_at) for c in line]
+            assert ranks == sorted(ranks), (name, line)
+            assert [r.position(c) for c in line] == list(range(1, len(line) + 1))
+
 
 ContactCentre.TestCase.settings = settings(max_examples=400, stateful_step_count=80, deadline=None)
 TestContactCentre = ContactCentre.TestCase
