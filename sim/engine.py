@@ -327,7 +327,7 @@ class Simulation:
                 call_id, token = a, b
                 if offer_token.get(call_id) == token:
                     agent_id = self._ringing.pop(call_id)
-                    offer_token[call_id] += 1
+                    offer_token[call_id] = offer_token[call_id] + 1  # (not +=: see acd.stats)
                     self._apply(router.handle(AgentRingNoAnswer(t, agent_id, call_id)), t)
                     gi = self.agent_group[agent_id]
                     self._agenda.push(t + self.scenario.agents[gi].rna_recovery_s, RECOVER, agent_id, None)
@@ -375,7 +375,7 @@ class Simulation:
                     self._ringing[call_id] = agent_id
                     self._agenda.push(t + delay, ANSWER, call_id, token)
             elif type(cmd) is CancelOffer:
-                self.offer_token[cmd.call_id] += 1
+                self.offer_token[cmd.call_id] = self.offer_token[cmd.call_id] + 1
                 self._ringing.pop(cmd.call_id, None)
             elif type(cmd) is Overflow:
                 entry = self.call_entry.get(cmd.call_id)
@@ -386,11 +386,11 @@ class Simulation:
                 if self.e_outcome[entry] == PENDING:
                     self.e_outcome[entry] = OVERFLOWED
                     self.e_left[entry] = t
-                self.offer_token[cmd.call_id] += 1
+                self.offer_token[cmd.call_id] = self.offer_token[cmd.call_id] + 1
             # Announce: callers in the simulator do not react to announcements.
 
     def _answer(self, call_id: str, agent_id: str, t: float, entry: int) -> None:
-        self.offer_token[call_id] += 1
+        self.offer_token[call_id] = self.offer_token[call_id] + 1
         self.e_answered[entry] = t
         self.e_outcome[entry] = ANSWERED
         cmds = self.router.handle(CallAnswered(t, call_id, agent_id))

@@ -104,6 +104,23 @@ def test_group_time_matches_the_integral(
     # Piecewise-constant (start, available, busy, talking) and the calls taken.
     pieces: list[tuple[float, int, int, int]] = [(0.0, 0, 0, 0)]
     calls: list[float] = []
+
+    def check(now: float) -> None:
+        """The window read at ``now`` against the integral over its buckets."""
+        w = g.window(window, now)
+        start = 0.0 if window == "total" else max(0.0, first_bucket(window, now) * BUCKET_S)
+        expected = [0.0, 0.0, 0.0]
+        for k, (t0, *counts) in enumerate(pieces):
+            t1 = pieces[k + 1][0] if k + 1 < len(pieces) else now
+            overlap = max(0.0, min(t1, now) - max(t0, start))
+            for m in range(3):
+                expected[m] += counts[m] * overlap
+        assert w.available_s == pytest.approx(expected[0], rel=1e-9, abs=1e-6)
+        assert w.busy_s == pytest.approx(expected[1], rel=1e-9, abs=1e-6)
+        assert w.talk_s == pytest.approx(expected[2], rel=1e-9, abs=1e-6)
+        first = first_bucket(window, now)
+        assert w.calls == sum(math.floor(at / BUCKET_S) >= first for at in calls)
+
     now = 0.0
     for step, avail, busy_drawn, talk_drawn, call, read in ops:
         now += step
@@ -116,21 +133,21 @@ def test_group_time_matches_the_integral(
             g.call_taken(now)
             calls.append(now)
         if read:
-            g.window(window, now)
-    now += tail
-    w = g.window(window, now)
-    start = 0.0 if window == "total" else max(0.0, first_bucket(window, now) * BUCKET_S)
-    expected = [0.0, 0.0, 0.0]
-    for k, (t0, *counts) in enumerate(pieces):
-        t1 = pieces[k + 1][0] if k + 1 < len(pieces) else now
-        overlap = max(0.0, min(t1, now) - max(t0, start))
-        for m in range(3):
-            expected[m] += counts[m] * overlap
-    assert w.available_s == pytest.approx(expected[0], rel=1e-9, abs=1e-6)
-    assert w.busy_s == pytest.approx(expected[1], rel=1e-9, abs=1e-6)
-    assert w.talk_s == pytest.approx(expected[2], rel=1e-9, abs=1e-6)
-    first = first_bucket(window, now)
-    assert w.calls == sum(math.floor(at / BUCKET_S) >= first for at in calls)
+            check(now)
+    check(now + tail)
+
+
+def test_time_across_a_bucket_edge_is_split_at_the_edge() -> None:
+    """The usual flush, into the next bucket, credits each side to its own bucket: a
+    window that starts at the edge counts only the time after it."""
+    g = GroupStats(0.0)
+    g.flush(0.0)
+    g.available = g.busy = 1
+    g.flush(10.0)
+    g.flush(20.0)  # 10 s to 20 s: 5 s in the first bucket, 5 s in the second
+    w = g.window("15m", 905.0)  # the 60 buckets from 15 s
+    assert (w.available_s, w.busy_s) == (890.0, 890.0)
+    assert g.window("total", 905.0).available_s == 905.0
 
 
 def test_a_new_day_keeps_pending_counts_in_the_total() -> None:
