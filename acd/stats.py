@@ -355,23 +355,9 @@ class GroupStats:
             # Into the next bucket: once per 15 s per group, so spelt out (the general
             # loop below costs ten times as much compiled). The same additions in the
             # same order as the loop's.
-            cur = s.cur
-            dt = end - t
-            if self.available:
-                cur[AVAILABLE_S] = cur[AVAILABLE_S] + self.available * dt
-            if self.busy:
-                cur[BUSY_S] = cur[BUSY_S] + self.busy * dt
-            if self.talking:
-                cur[TALK_S] = cur[TALK_S] + self.talking * dt
+            self._credit(s.cur, end - t)
             s.roll(end)
-            cur = s.cur
-            dt = at - end
-            if self.available:
-                cur[AVAILABLE_S] = cur[AVAILABLE_S] + self.available * dt
-            if self.busy:
-                cur[BUSY_S] = cur[BUSY_S] + self.busy * dt
-            if self.talking:
-                cur[TALK_S] = cur[TALK_S] + self.talking * dt
+            self._credit(s.cur, at - end)
             return
         counts = ((AVAILABLE_S, self.available), (BUSY_S, self.busy), (TALK_S, self.talking))
         # Time older than the ring only counts today and in total: fold it in directly.
@@ -387,6 +373,15 @@ class GroupStats:
                 if count:
                     s.add(t, metric, count * (edge - t))
             t = edge
+
+    def _credit(self, bucket: list[float], dt: float) -> None:
+        """Add ``dt`` seconds at the present counts straight into a bucket."""
+        if self.available:
+            bucket[AVAILABLE_S] = bucket[AVAILABLE_S] + self.available * dt
+        if self.busy:
+            bucket[BUSY_S] = bucket[BUSY_S] + self.busy * dt
+        if self.talking:
+            bucket[TALK_S] = bucket[TALK_S] + self.talking * dt
 
     def call_taken(self, at: float) -> None:
         s = self._sums
