@@ -2,7 +2,7 @@
 
 A regular install compiles the modules on the simulator's hot path with mypyc, the
 compiler that ships with mypy: the same type-checked sources become C extensions, for
-about three times the simulated calls per second (bench/README.md) with identical
+several times the simulated calls per second (bench/README.md) with identical
 results. build_backend.py says when (``CCD_COMPILE``): ``1`` compile or fail, ``auto``
 (a regular install's default) compile or fall back to pure Python, anything else pure
 Python (editable installs, ``CCD_COMPILE=0``).
@@ -37,7 +37,7 @@ COMPILED = [
 
 FALLBACK = (
     "ccd: could not compile the simulator core ({why}); installing it as pure Python. "
-    "Results are the same, simulations about three times slower. For the compiled core "
+    "Results are the same, simulations several times slower. For the compiled core "
     "install a C compiler and the Python headers, then reinstall "
     "(CCD_COMPILE=1 makes this an error instead)."
 )
