@@ -321,6 +321,20 @@ def test_logout_mid_call_requeues_the_caller() -> None:
     assert r.agent("a").state is AgentState.LOGGED_OUT
 
 
+def test_a_caller_put_back_mid_call_keeps_their_place() -> None:
+    """Found by the state machine's waiting-line check: the caller goes back ahead of
+    one who arrived after them, though their wait restarts (for max wait)."""
+    r = make(QueueConfig("q"), agents={"a": {}})
+    r.handle(CallArrived(0, "c1", "q"))
+    r.handle(CallArrived(0, "c2", "q"))
+    login(r, 1, "a")
+    r.handle(CallAnswered(1, "c1", "a"))
+    r.handle(AgentLoggedOut(1, "a"))
+    assert r.waiting_calls("q") == ["c1", "c2"]
+    assert (r.position("c1"), r.position("c2")) == (1, 2)
+    assert r.call("c1").arrived_at == 1.0  # type: ignore[union-attr]
+
+
 def test_logout_while_ringing_cancels_the_offer() -> None:
     r = make(QueueConfig("q"), agents={"a": {}})
     login(r, 0, "a")

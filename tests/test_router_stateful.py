@@ -312,7 +312,10 @@ class ContactCentre(RuleBasedStateMachine):
             line = r.waiting_calls(name)
             assert len(line) == len(set(line)) == r.waiting_count(name)
             assert all(calls[c].queue == name and calls[c].state is CallState.WAITING for c in line)
-            ranks = [(-calls[c].priority, calls[c].arrived_at) for c in line]
+            # Offer order: priority, then place in the queue. The place is the call's
+            # arrival order, which a call put back (its agent logged out mid-call,
+            # say) keeps while its arrival time restarts: hence the router's own.
+            ranks = [(-calls[c].priority, r._calls[c].order) for c in line]
             assert ranks == sorted(ranks), (name, line)
             assert [r.position(c) for c in line] == list(range(1, len(line) + 1))
 
