@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+COMPILED := build/compiled
 
 .PHONY: demo plan test bench lint clean redis
 
@@ -26,11 +27,12 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ccd serve --demo --speed 10 --for 2m
 
-plan: $(VENV)/.installed
+# The simulation runs on the compiled core, as a regular install of ccd would.
+plan: $(VENV)/.installed $(COMPILED)/.built
 	$(BIN)/ccd staff --calls 100 --period 30m --aht 180s --sl 80/20
 	$(BIN)/ccd staff --calls 640 --period 1h --aht 195s --patience 60s --sl 80/10 --max-abandon 0.03
 	$(BIN)/ccd staff --forecast config/forecast-example.csv --sl 80/20 --patience 120s --max-abandon 5% --shrinkage 0.3
-	$(BIN)/ccd simulate config/scenarios/multiskill-day.toml --replications 8 --report report
+	PYTHONPATH=$(COMPILED) $(BIN)/ccd simulate config/scenarios/multiskill-day.toml --replications 8 --report report
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -47,11 +49,11 @@ redis:
 test: lint redis
 	$(BIN)/python -m pytest
 
-# The simulator's compiled core (setup.py), installed apart from the editable sources.
-COMPILED := build/compiled
-$(COMPILED)/.built: setup.py build_backend.py $(wildcard acd/*.py sim/*.py) | $(BIN)/python
+# ccd as a regular install builds it (the compiled core, setup.py), apart from the
+# editable sources; without a C compiler it is pure Python (bench/sim.py says so).
+$(COMPILED)/.built: setup.py build_backend.py $(wildcard acd/*.py sim/*.py ccd/*.py dialer/*.py telephony/*.py) | $(BIN)/python
 	rm -rf $(COMPILED)
-	CCD_COMPILE=1 $(BIN)/python -m pip install --quiet --no-deps --target $(COMPILED) .
+	$(BIN)/python -m pip install --quiet --no-deps --target $(COMPILED) .
 	touch $@
 
 bench: $(VENV)/.installed-bench $(COMPILED)/.built
