@@ -1,8 +1,9 @@
 """The compiled simulator core (a regular ``pip install .``) is the same program.
 
 setup.py compiles the routing core and the simulation engine with mypyc. These tests
-build it the way a user would (no setting: compiling is a regular install's default),
-install it into a directory of its own, and check, in processes that import from there:
+build it the way a user would (an sdist, installed with no setting: compiling is a
+regular install's default) into a directory of their own, and check, in processes that
+import from there:
 
 * that the listed modules really are compiled (a silent fallback to the sources would
   make every other check here pass for the wrong reason);
@@ -55,15 +56,26 @@ def compiled_modules() -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package as a regular install builds it, in a directory of its own."""
-    target = tmp_path_factory.mktemp("compiled") / "site"
-    done = pip_install(target, {k: v for k, v in os.environ.items() if k != "CCD_COMPILE"})
+    """The package as a user installs it: from its sdist, built the default way (compiled),
+    into a directory of its own. (The sdist must carry everything the build needs.)"""
+    tmp = tmp_path_factory.mktemp("compiled")
+    sdist = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert sdist.returncode == 0, f"sdist build failed:\n{sdist.stdout}\n{sdist.stderr}"
+    (tarball,) = (tmp / "dist").glob("ccd-*.tar.gz")
+    env = {k: v for k, v in os.environ.items() if k != "CCD_COMPILE"}
+    done = pip_install(tmp / "site", env, source=tarball)
     assert done.returncode == 0, f"compiled build failed:\n{done.stdout}\n{done.stderr}"
-    return target
+    return tmp / "site"
 
 
-def pip_install(target: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    args = ["install", "--verbose", "--no-deps", "--target", str(target), str(ROOT)]
+def pip_install(target: Path, env: dict[str, str], source: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    args = ["install", "--verbose", "--no-deps", "--target", str(target), str(source)]
     return subprocess.run(
         [sys.executable, "-m", "pip", *args],
         env=env,
